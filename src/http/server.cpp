@@ -1,0 +1,453 @@
+#include "http/server.h"
+
+#include <sys/socket.h>
+
+#include <charconv>
+#include <unordered_set>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace aifn::http {
+
+using clock = std::chrono::steady_clock;
+using net::use_awaitable;
+using boost::system::error_code;
+
+struct Server::State {
+  State(net::io_context& io, ServerOptions o, Handler h)
+      : io(io), opts(std::move(o)), handler(std::move(h)), acceptor(io) {}
+  net::io_context& io;
+  ServerOptions opts;
+  Handler handler;
+  tcp::acceptor acceptor;
+  bool stopping = false;
+  std::unordered_set<Connection*> conns;
+  std::size_t active = 0;
+};
+
+// One accepted socket. Its deadline is enforced by a watchdog coroutine that
+// closes the socket once `deadline_` passes; moving the deadline is a store,
+// not a timer operation, except when it moves earlier than the armed expiry.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(std::shared_ptr<Server::State> s, tcp::socket sock)
+      : server_(std::move(s)), sock_(std::move(sock)), timer_(sock_.get_executor()) {}
+
+  net::awaitable<void> run();
+  net::awaitable<void> watchdog();
+
+  void set_deadline(Millis d) { set_deadline_at(clock::now() + d); }
+  void set_deadline_at(clock::time_point t) {
+    deadline_ = t;
+    if (t < timer_.expiry()) timer_.expires_at(t);  // wakes the watchdog to re-arm earlier
+  }
+  void clear_deadline() { deadline_ = clock::time_point::max(); }
+  void close() {
+    error_code ec;
+    sock_.shutdown(tcp::socket::shutdown_both, ec);
+    sock_.close(ec);
+    timer_.cancel();
+  }
+
+  std::shared_ptr<Server::State> server_;
+  tcp::socket sock_;
+  net::steady_timer timer_;
+  beast::flat_buffer buf_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  clock::time_point deadline_ = clock::time_point::max();
+  bool in_request_ = false;
+  bool gone_ = false;
+  unsigned watch_gen_ = 0;
+  bool watching_ = false;
+};
+
+// ---------------------------------------------------------------- Exchange
+
+const bhttp::request_header<>& Exchange::header() const { return conn_.parser_->get().base(); }
+
+std::string_view Exchange::path() const {
+  auto t = target();
+  auto q = t.find('?');
+  return q == std::string_view::npos ? t : t.substr(0, q);
+}
+
+std::string_view Exchange::query() const {
+  auto t = target();
+  auto q = t.find('?');
+  return q == std::string_view::npos ? std::string_view() : t.substr(q + 1);
+}
+
+std::string_view Exchange::field(std::string_view name) const {
+  auto& h = header();
+  auto it = h.find(name);
+  return it == h.end() ? std::string_view() : std::string_view(it->value());
+}
+
+std::optional<std::uint64_t> Exchange::content_length() const {
+  auto cl = conn_.parser_->content_length();
+  if (cl) return *cl;
+  return std::nullopt;
+}
+
+tcp::endpoint Exchange::remote() const {
+  error_code ec;
+  return conn_.sock_.remote_endpoint(ec);
+}
+
+bool Exchange::body_done() const { return conn_.parser_->is_done(); }
+
+net::awaitable<Expected<std::string>> Exchange::read_body(std::uint64_t limit) {
+  auto& p = *conn_.parser_;
+  if (auto cl = p.content_length(); cl && *cl > limit) {
+    close_after();
+    co_return fail(ErrorType::payload_too_large,
+                   fmt::format("request body is {} bytes; the limit is {}", *cl, format_size(limit)));
+  }
+  if (p.is_done()) co_return std::move(p.get().body());
+  p.body_limit(limit);
+  conn_.set_deadline(conn_.server_->opts.read_timeout);
+  error_code ec;
+  co_await bhttp::async_read(conn_.sock_, conn_.buf_, p, net::redirect_error(use_awaitable, ec));
+  conn_.clear_deadline();
+  if (ec == bhttp::error::body_limit) {
+    close_after();
+    co_return fail(ErrorType::payload_too_large,
+                   fmt::format("request body is larger than the limit of {}", format_size(limit)));
+  }
+  if (ec) {
+    close_after();
+    co_return fail(ErrorType::bad_request, fmt::format("could not read the request body: {}", ec.message()));
+  }
+  co_return std::move(p.get().body());
+}
+
+net::awaitable<Expected<std::optional<std::string>>> Exchange::read_body_some(std::uint64_t limit) {
+  auto& p = *conn_.parser_;
+  p.body_limit(limit);  // counts the whole body, not each piece
+  while (!p.is_done()) {
+    error_code ec;
+    co_await bhttp::async_read_some(conn_.sock_, conn_.buf_, p, net::redirect_error(use_awaitable, ec));
+    if (ec == bhttp::error::body_limit) {
+      close_after();
+      co_return fail(ErrorType::payload_too_large,
+                     fmt::format("request body is larger than the limit of {}", format_size(limit)));
+    }
+    if (ec) {
+      close_after();
+      co_return fail(ErrorType::bad_request, fmt::format("could not read the request body: {}", ec.message()));
+    }
+    auto& body = p.get().body();
+    if (!body.empty()) {
+      std::string piece = std::move(body);
+      body.clear();
+      co_return std::optional<std::string>(std::move(piece));
+    }
+  }
+  auto& body = p.get().body();
+  if (!body.empty()) {
+    std::string piece = std::move(body);
+    body.clear();
+    co_return std::optional<std::string>(std::move(piece));
+  }
+  co_return std::optional<std::string>();
+}
+
+namespace {
+template <class Msg>
+void common_headers(Msg& m, const Exchange& ex, bool keep_alive, const ServerOptions& o) {
+  m.set(bhttp::field::server, o.server_name);
+  if (!ex.request_id.empty()) m.set("X-Request-Id", ex.request_id);
+  m.keep_alive(keep_alive);
+}
+}  // namespace
+
+net::awaitable<bool> Exchange::respond(Response& res) {
+  if (responded_ || conn_.gone_) co_return false;
+  responded_ = true;
+  bool keep = conn_.parser_->get().keep_alive() && !close_after_ && !conn_.server_->stopping &&
+              conn_.parser_->is_done();
+  if (!keep) close_after_ = true;
+  common_headers(res, *this, keep, conn_.server_->opts);
+  res.version(conn_.parser_->get().version());
+  res.prepare_payload();
+  conn_.set_deadline(conn_.server_->opts.write_timeout);
+  error_code ec;
+  co_await bhttp::async_write(conn_.sock_, res, net::redirect_error(use_awaitable, ec));
+  conn_.clear_deadline();
+  if (ec) {
+    conn_.gone_ = true;
+    co_return false;
+  }
+  co_return true;
+}
+
+net::awaitable<bool> Exchange::respond(unsigned status, std::string_view content_type, std::string body) {
+  Response res{static_cast<bhttp::status>(status), 11};
+  if (!content_type.empty()) res.set(bhttp::field::content_type, content_type);
+  res.body() = std::move(body);
+  co_return co_await respond(res);
+}
+
+net::awaitable<bool> Exchange::respond_error(const Error& e) {
+  Response res{static_cast<bhttp::status>(http_status(e.type)), 11};
+  res.set(bhttp::field::content_type, "application/json");
+  if (e.retry_after_seconds) res.set(bhttp::field::retry_after, std::to_string(*e.retry_after_seconds));
+  res.body() = error_body(e);
+  co_return co_await respond(res);
+}
+
+net::awaitable<bool> Exchange::start_stream(StreamHead& head) {
+  if (responded_ || conn_.gone_) co_return false;
+  responded_ = true;
+  streaming_ = true;
+  bool keep = conn_.parser_->get().keep_alive() && !close_after_ && !conn_.server_->stopping &&
+              conn_.parser_->is_done();
+  if (!keep) close_after_ = true;
+  common_headers(head, *this, keep, conn_.server_->opts);
+  head.version(conn_.parser_->get().version());
+  head.chunked(true);
+  bhttp::response_serializer<bhttp::empty_body> sr(head);
+  conn_.set_deadline(conn_.server_->opts.write_timeout);
+  error_code ec;
+  co_await bhttp::async_write_header(conn_.sock_, sr, net::redirect_error(use_awaitable, ec));
+  conn_.clear_deadline();
+  if (ec) {
+    conn_.gone_ = true;
+    co_return false;
+  }
+  co_return true;
+}
+
+net::awaitable<bool> Exchange::write_chunk(std::string_view data) {
+  if (conn_.gone_ || !streaming_) co_return false;
+  if (data.empty()) co_return true;  // an empty chunk would end the stream
+  conn_.set_deadline(conn_.server_->opts.write_timeout);
+  error_code ec;
+  co_await net::async_write(conn_.sock_, bhttp::make_chunk(net::buffer(data.data(), data.size())),
+                            net::redirect_error(use_awaitable, ec));
+  conn_.clear_deadline();
+  if (ec) {
+    conn_.gone_ = true;
+    co_return false;
+  }
+  co_return true;
+}
+
+net::awaitable<bool> Exchange::end_stream() {
+  if (conn_.gone_ || !streaming_) co_return false;
+  conn_.set_deadline(conn_.server_->opts.write_timeout);
+  error_code ec;
+  co_await net::async_write(conn_.sock_, bhttp::make_chunk_last(), net::redirect_error(use_awaitable, ec));
+  conn_.clear_deadline();
+  if (ec) {
+    conn_.gone_ = true;
+    co_return false;
+  }
+  co_return true;
+}
+
+bool Exchange::client_gone() const { return conn_.gone_; }
+
+void Exchange::watch_disconnect(std::function<void()> on_gone) {
+  if (conn_.watching_) return;
+  conn_.watching_ = true;
+  auto self = conn_.shared_from_this();
+  auto gen = ++self->watch_gen_;
+  // Waits for readability without consuming bytes: EOF or a reset means the
+  // client left; data means a pipelined request, which we leave alone.
+  struct Waiter {
+    std::shared_ptr<Connection> c;
+    unsigned gen;
+    std::function<void()> cb;
+    void operator()(error_code ec) {
+      if (gen != c->watch_gen_ || !c->in_request_) return;
+      if (ec) {
+        if (ec != net::error::operation_aborted && !c->gone_) {
+          c->gone_ = true;
+          cb();
+        }
+        return;
+      }
+      char b;
+      ssize_t n = ::recv(c->sock_.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        c->gone_ = true;
+        cb();
+        return;
+      }
+      if (n < 0) c->sock_.async_wait(tcp::socket::wait_read, std::move(*this));
+      // n > 0: the client sent more (pipelining); it is still there.
+    }
+  };
+  self->sock_.async_wait(tcp::socket::wait_read, Waiter{self, gen, std::move(on_gone)});
+}
+
+// -------------------------------------------------------------- Connection
+
+net::awaitable<void> Connection::watchdog() {
+  auto self = shared_from_this();
+  while (sock_.is_open()) {
+    timer_.expires_at(deadline_);
+    error_code ec;
+    co_await timer_.async_wait(net::redirect_error(use_awaitable, ec));
+    if (!sock_.is_open()) break;
+    if (clock::now() >= deadline_) {
+      close();
+      break;
+    }
+  }
+}
+
+net::awaitable<void> Connection::run() {
+  auto self = shared_from_this();
+  auto& st = *server_;
+  st.conns.insert(this);
+  net::co_spawn(sock_.get_executor(), watchdog(), net::detached);
+  error_code ec;
+  sock_.set_option(tcp::no_delay(true), ec);
+
+  while (!st.stopping) {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(st.opts.max_header));
+    parser_->body_limit(boost::none);
+    // The idle wait and the header both count against the deadline: a
+    // client that trickles a header byte by byte is cut off like a silent one.
+    set_deadline(buf_.size() ? st.opts.read_timeout : std::max(st.opts.read_timeout, st.opts.idle_timeout));
+    co_await bhttp::async_read_header(sock_, buf_, *parser_, net::redirect_error(use_awaitable, ec));
+    clear_deadline();
+    if (ec) {
+      if (ec == bhttp::error::header_limit) {
+        static const char k431[] =
+            "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
+            "Connection: close\r\nContent-Length: 95\r\n\r\n"
+            "{\"error\":{\"type\":\"bad_request\",\"message\":\"request header is larger than the server's limit\"}}";
+        error_code wec;
+        co_await net::async_write(sock_, net::buffer(k431, sizeof k431 - 1), net::redirect_error(use_awaitable, wec));
+      } else if (ec != bhttp::error::end_of_stream && ec != net::error::eof &&
+                 ec != net::error::operation_aborted && ec != net::error::connection_reset &&
+                 ec != net::error::bad_descriptor) {
+        static const char k400[] =
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            "Content-Length: 73\r\n\r\n"
+            "{\"error\":{\"type\":\"bad_request\",\"message\":\"malformed HTTP request\"}}\n\n\n\n\n";
+        error_code wec;
+        co_await net::async_write(sock_, net::buffer(k400, sizeof k400 - 1), net::redirect_error(use_awaitable, wec));
+      }
+      break;
+    }
+    in_request_ = true;
+    ++st.active;
+    Exchange ex(*this);
+    bool threw = false;
+    try {
+      co_await st.handler(ex);
+    } catch (const std::exception& e) {
+      spdlog::error("event=handler_exception error=\"{}\" request_id={}", e.what(), ex.request_id);
+      threw = true;
+    }
+    if (threw) ex.close_after();
+    if (!ex.responded()) {
+      co_await ex.respond_error(Error(ErrorType::internal, "the handler gave no response"));
+    }
+    --st.active;
+    in_request_ = false;
+    if (watching_) {
+      ++watch_gen_;
+      watching_ = false;
+      error_code cec;
+      sock_.cancel(cec);
+    }
+    if (ex.close_after_ || gone_ || !parser_->is_done() || !sock_.is_open()) break;
+  }
+  close();
+  st.conns.erase(this);
+}
+
+// ------------------------------------------------------------------ Server
+
+Server::Server(net::io_context& io, ServerOptions opts, Handler handler)
+    : state_(std::make_shared<State>(io, std::move(opts), std::move(handler))) {}
+
+Server::~Server() {
+  stop();
+  close_all();
+}
+
+Expected<void> Server::listen(const std::string& host, std::uint16_t port) {
+  error_code ec;
+  auto addr = net::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) return fail(ErrorType::bad_request, fmt::format("invalid listen address \"{}\"", host));
+  tcp::endpoint ep(addr, port);
+  auto& a = state_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    return fail(ErrorType::unavailable, fmt::format("cannot listen on {}:{}: {}", host, port, ec.message()));
+  auto st = state_;
+  net::co_spawn(
+      a.get_executor(),
+      [st]() -> net::awaitable<void> {
+        while (!st->stopping) {
+          error_code aec;
+          tcp::socket s = co_await st->acceptor.async_accept(net::redirect_error(use_awaitable, aec));
+          if (aec) {
+            if (st->stopping || aec == net::error::operation_aborted) break;
+            continue;  // e.g. EMFILE: keep serving those already connected
+          }
+          auto c = std::make_shared<Connection>(st, std::move(s));
+          net::co_spawn(st->io, c->run(), net::detached);
+        }
+      },
+      net::detached);
+  return {};
+}
+
+std::uint16_t Server::port() const {
+  error_code ec;
+  return state_->acceptor.local_endpoint(ec).port();
+}
+
+void Server::stop() {
+  if (state_->stopping) return;
+  state_->stopping = true;
+  error_code ec;
+  state_->acceptor.close(ec);
+  std::vector<Connection*> idle;
+  for (auto* c : state_->conns)
+    if (!c->in_request_) idle.push_back(c);
+  for (auto* c : idle) c->close();
+}
+
+void Server::close_all() {
+  std::vector<Connection*> all(state_->conns.begin(), state_->conns.end());
+  for (auto* c : all) c->close();
+}
+
+std::size_t Server::active_requests() const { return state_->active; }
+std::size_t Server::open_connections() const { return state_->conns.size(); }
+
+Expected<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0)
+    return fail(ErrorType::bad_request, fmt::format("\"{}\" is not HOST:PORT", s));
+  auto host = s.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned port = 0;
+  auto ps = s.substr(colon + 1);
+  auto [p, ec] = std::from_chars(ps.data(), ps.data() + ps.size(), port);
+  if (ec != std::errc() || p != ps.data() + ps.size() || port > 65535)
+    return fail(ErrorType::bad_request, fmt::format("\"{}\" has an invalid port", s));
+  return std::pair<std::string, std::uint16_t>(std::string(host), static_cast<std::uint16_t>(port));
+}
+
+}  // namespace aifn::http

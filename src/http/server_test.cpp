@@ -1,0 +1,185 @@
+#include "http/server.h"
+
+#include <thread>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <gtest/gtest.h>
+
+#include "http/client.h"
+
+namespace aifn::http {
+namespace {
+
+// Runs a Server on its own io thread with a handler that echoes or streams.
+class ServerFixture : public ::testing::Test {
+ protected:
+  void start(ServerOptions opts) {
+    server_ = std::make_unique<Server>(io_, opts, [this](Exchange& ex) -> net::awaitable<void> {
+      ex.request_id = "req-1";
+      if (ex.path() == "/echo") {
+        auto body = co_await ex.read_body(1024);
+        if (!body) {
+          co_await ex.respond_error(body.error());
+          co_return;
+        }
+        co_await ex.respond(200, "text/plain", *body);
+      } else if (ex.path() == "/stream") {
+        StreamHead head{bhttp::status::ok, 11};
+        head.set(bhttp::field::content_type, "text/plain");
+        co_await ex.start_stream(head);
+        for (int i = 0; i < 3; ++i) co_await ex.write_chunk("chunk" + std::to_string(i) + ";");
+        co_await ex.end_stream();
+      } else if (ex.path() == "/pieces") {
+        std::string all;
+        for (;;) {
+          auto p = co_await ex.read_body_some(1 << 20);
+          if (!p || !*p) break;
+          all += **p;
+        }
+        all += "|trailer=" + std::string(ex.field("X-Trailer"));
+        co_await ex.respond(200, "text/plain", all);
+      } else {
+        co_await ex.respond_error(Error(ErrorType::not_found, "no route"));
+      }
+    });
+    ASSERT_TRUE(server_->listen("127.0.0.1", 0));
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  void TearDown() override {
+    net::post(io_, [this] { server_->stop(); server_->close_all(); });
+    work_.reset();
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  std::string url(const std::string& path) { return "http://127.0.0.1:" + std::to_string(server_->port()) + path; }
+
+  // Raw exchange over one socket: writes `out`, reads until EOF or timeout.
+  std::string raw(const std::string& out, std::chrono::milliseconds wait = std::chrono::milliseconds(2000)) {
+    net::io_context cio;
+    tcp::socket s(cio);
+    s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->port()));
+    net::write(s, net::buffer(out));
+    std::string in;
+    boost::system::error_code ec;
+    auto until = std::chrono::steady_clock::now() + wait;
+    s.non_blocking(true);
+    while (std::chrono::steady_clock::now() < until) {
+      char buf[4096];
+      size_t n = s.read_some(net::buffer(buf), ec);
+      if (ec == net::error::would_block) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        continue;
+      }
+      if (ec) break;
+      in.append(buf, n);
+    }
+    return in;
+  }
+
+  net::io_context io_;
+  net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(io_);
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+};
+
+TEST_F(ServerFixture, EchoesBodyAndCarriesRequestId) {
+  start({});
+  auto r = fetch({.method = "POST", .url = url("/echo"), .body = "hello"});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "hello");
+  EXPECT_EQ(r->header("x-request-id"), "req-1");
+}
+
+TEST_F(ServerFixture, KeepAliveServesSeveralRequestsOnOneConnection) {
+  start({});
+  std::string two =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na"
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nb";
+  auto in = raw(two);
+  EXPECT_NE(in.find("\r\n\r\na"), std::string::npos);
+  EXPECT_NE(in.find("\r\n\r\nb"), std::string::npos);
+}
+
+TEST_F(ServerFixture, OversizedContentLengthGets413BeforeTheBodyIsSent) {
+  start({});
+  // Only the header is sent: the answer must come without waiting for 5000 bytes.
+  auto in = raw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", std::chrono::milliseconds(1000));
+  EXPECT_EQ(in.rfind("HTTP/1.1 413", 0), 0u) << in;
+  EXPECT_NE(in.find("payload_too_large"), std::string::npos);
+}
+
+TEST_F(ServerFixture, ChunkedBodyOverTheLimitGets413) {
+  start({});
+  std::string chunk(900, 'x');
+  std::string req = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 2; ++i) req += "384\r\n" + chunk + "\r\n";
+  req += "0\r\n\r\n";
+  auto in = raw(req);
+  EXPECT_EQ(in.rfind("HTTP/1.1 413", 0), 0u) << in;
+}
+
+TEST_F(ServerFixture, OversizedHeaderGets431AndClose) {
+  ServerOptions o;
+  o.max_header = 1024;
+  start(o);
+  auto in = raw("GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n");
+  EXPECT_EQ(in.rfind("HTTP/1.1 431", 0), 0u) << in;
+}
+
+TEST_F(ServerFixture, MalformedRequestGets400) {
+  start({});
+  auto in = raw("NOT HTTP AT ALL\r\n\r\n");
+  EXPECT_EQ(in.rfind("HTTP/1.1 400", 0), 0u) << in;
+}
+
+TEST_F(ServerFixture, SlowLorisClientIsCutOff) {
+  ServerOptions o;
+  o.read_timeout = Millis(200);
+  o.idle_timeout = Millis(200);
+  start(o);
+  net::io_context cio;
+  tcp::socket s(cio);
+  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->port()));
+  net::write(s, net::buffer(std::string("GET /echo HTTP/1.1\r\nHo")));
+  auto t0 = std::chrono::steady_clock::now();
+  char buf[16];
+  boost::system::error_code ec;
+  s.read_some(net::buffer(buf), ec);  // blocks until the server closes
+  auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_TRUE(ec);
+  EXPECT_LT(waited, std::chrono::seconds(3));
+}
+
+TEST_F(ServerFixture, StreamsChunks) {
+  start({});
+  std::vector<std::string> pieces;
+  auto r = fetch({.url = url("/stream"), .on_data = [&](std::string_view d) { pieces.emplace_back(d); }});
+  ASSERT_TRUE(r);
+  std::string all;
+  for (auto& p : pieces) all += p;
+  EXPECT_EQ(all, "chunk0;chunk1;chunk2;");
+  EXPECT_EQ(r->header("transfer-encoding"), "chunked");
+}
+
+TEST_F(ServerFixture, ReadsChunkedBodyPieceByPieceWithTrailers) {
+  start({});
+  auto in = raw(
+      "POST /pieces HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Trailer\r\n"
+      "Connection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: yes\r\n\r\n");
+  EXPECT_NE(in.find("abcde|trailer=yes"), std::string::npos) << in;
+}
+
+TEST(SplitHostPort, ParsesAndRejects) {
+  auto hp = split_host_port("127.0.0.1:8080");
+  ASSERT_TRUE(hp);
+  EXPECT_EQ(hp->first, "127.0.0.1");
+  EXPECT_EQ(hp->second, 8080);
+  EXPECT_FALSE(split_host_port("nope"));
+  EXPECT_FALSE(split_host_port("h:99999"));
+}
+
+}  // namespace
+}  // namespace aifn::http

@@ -1,0 +1,64 @@
+// aifn::metering — records one UsageRecord per call without touching the disk
+// on the caller's thread: record() appends to an in-memory batch that a
+// background thread writes in one transaction every flush interval (or when
+// the batch is full). Pricing turns aggregates into money with [pricing].
+// record() and flush() are safe from any thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "config/config.h"
+#include "store/store.h"
+
+namespace aifn::metering {
+
+class Meter {
+ public:
+  Meter(store::Store& store, std::chrono::milliseconds flush_interval = std::chrono::milliseconds(100),
+        std::size_t max_batch = 1024);
+  ~Meter();  // flushes what is pending
+  Meter(const Meter&) = delete;
+  Meter& operator=(const Meter&) = delete;
+
+  void record(store::UsageRecord r);
+  // Blocks until everything recorded before the call is in the store.
+  void flush();
+  std::uint64_t written() const;
+
+ private:
+  void run();
+  store::Store& store_;
+  const std::chrono::milliseconds interval_;
+  const std::size_t max_batch_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;       // wakes the writer
+  std::condition_variable flushed_;  // wakes flush() callers
+  std::vector<store::UsageRecord> pending_;  // guarded by mu_
+  std::uint64_t recorded_ = 0;               // guarded by mu_
+  std::uint64_t written_ = 0;                // guarded by mu_
+  bool stop_ = false;                        // guarded by mu_
+  std::thread writer_;
+};
+
+// Billed GB-seconds for a call: memory in GB (MiB/1024) x billed seconds.
+double gb_seconds(std::int64_t memory_mb, std::int64_t billed_ms);
+
+// Cost of one aggregate row with the configured prices.
+double price(const store::UsageGroup& g, const config::Pricing& p);
+
+// DESIGN.md §6: {"rows": [{"<group_by>": ..., "calls": ..., ..., "cost": ...}]}
+boost::json::object usage_report(const std::vector<store::UsageGroup>& groups, store::GroupBy by,
+                                 const config::Pricing& p);
+
+// "function" | "key" | "day" | "model"
+Expected<store::GroupBy> parse_group_by(const std::string& s);
+
+}  // namespace aifn::metering
