@@ -106,11 +106,17 @@ struct Function {
   std::map<std::string, std::string> env;
   std::vector<std::string> secrets;
   std::vector<std::string> models;
-  std::string input_schema;  // [input] schema: path relative to the folder, "" = none
+  // [input] schema: path relative to the function folder as written (checked
+  // to exist and to stay inside the folder), "" = none.
+  std::string input_schema;
   std::optional<Millis> cache_ttl;  // [cache] ttl
   Retry retry;
   std::optional<Prompt> prompt;
 };
+
+// The store URL to open: `store`, or "sqlite:<data_dir>/aifn.db" when unset
+// (computed late so --data / AIFN_DATA_DIR also move the default database).
+std::string store_url(const Server& s);
 
 // Reads aifn.toml. `path` empty = defaults only. Throws ConfigError.
 Server load_server(const std::string& path);
