@@ -1,0 +1,38 @@
+// Internal to aifn_store: the SQLite implementation of Store. One connection
+// (WAL, synchronous=NORMAL, busy_timeout) guarded by mu_; each method is one
+// short transaction, so the lock is never held across I/O to a client.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "store/store.h"
+
+struct sqlite3;
+
+namespace aifn::store {
+
+class SqliteStore : public Store {
+ public:
+  // `path` is a file name or ":memory:". Errors name `url`.
+  static Expected<std::unique_ptr<SqliteStore>> open(const std::string& path, const std::string& url);
+  ~SqliteStore() override;
+
+  Expected<void> insert_usage(const std::vector<UsageRecord>& batch) override;
+  Expected<std::vector<UsageGroup>> aggregate_usage(GroupBy by, std::int64_t since_ms,
+                                                    std::int64_t until_ms) override;
+  Expected<std::vector<UsageRecord>> list_usage(const std::string& function, int limit) override;
+  bool healthy() override;
+
+ private:
+  SqliteStore(sqlite3* db, std::string url) : db_(db), url_(std::move(url)) {}
+  Expected<void> exec(const char* sql);
+  Error error(const std::string& what) const;  // with sqlite3_errmsg; caller holds mu_
+
+  std::mutex mu_;
+  sqlite3* db_;  // guarded by mu_
+  const std::string url_;
+};
+
+}  // namespace aifn::store
