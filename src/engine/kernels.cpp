@@ -1,0 +1,74 @@
+#include "engine/kernels.h"
+
+#include <cstdlib>
+
+#include "engine/quant.h"
+
+namespace aifn::engine {
+namespace {
+
+template <typename WBlock, typename ABlock, float (*Dot)(const WBlock*, const ABlock*, int64_t)>
+void tile_blocks(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+                 float* y, size_t ldy) {
+  for (int c = 0; c < nc; ++c)
+    for (int r = 0; r < nr; ++r)
+      y[size_t(c) * ldy + size_t(r)] = Dot(reinterpret_cast<const WBlock*>(w + size_t(r) * w_stride),
+                                           reinterpret_cast<const ABlock*>(a + size_t(c) * a_stride), k);
+}
+
+}  // namespace
+
+TileFn KernelTable::for_type(uint32_t t) const {
+  switch (GgmlType(t)) {
+    case GgmlType::F32: return f32;
+    case GgmlType::F16: return f16;
+    case GgmlType::BF16: return bf16;
+    case GgmlType::Q8_0: return q8_0;
+    case GgmlType::Q4_0: return q4_0;
+    case GgmlType::Q4_K: return q4_k;
+    case GgmlType::Q5_K: return q5_k;
+    case GgmlType::Q6_K: return q6_k;
+    default: return nullptr;
+  }
+}
+
+const KernelTable& scalar_kernels() {
+  static const KernelTable table{
+      "scalar",
+      tile_blocks<float, float, dot_f32_scalar>,
+      tile_blocks<uint16_t, float, dot_f16_scalar>,
+      tile_blocks<uint16_t, float, dot_bf16_scalar>,
+      tile_blocks<BlockQ8_0, BlockQ8_0, dot_q8_0_scalar>,
+      tile_blocks<BlockQ4_0, BlockQ8_0, dot_q4_0_scalar>,
+      tile_blocks<BlockQ4K, BlockQ8K, dot_q4_k_scalar>,
+      tile_blocks<BlockQ5K, BlockQ8K, dot_q5_k_scalar>,
+      tile_blocks<BlockQ6K, BlockQ8K, dot_q6_k_scalar>,
+  };
+  return table;
+}
+
+namespace detail {
+const KernelTable& avx2_table();  // kernels_avx2.cpp; call only on an AVX2+FMA+F16C CPU
+}
+
+const KernelTable* avx2_kernels() {
+#if defined(__x86_64__) && defined(AIFN_ENGINE_HAVE_AVX2)
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                         __builtin_cpu_supports("f16c");
+  return ok ? &detail::avx2_table() : nullptr;
+#else
+  return nullptr;
+#endif
+}
+
+const KernelTable& best_kernels() {
+  static const KernelTable* best = [] {
+    const char* force = std::getenv("AIFN_ENGINE_SCALAR");
+    if (force != nullptr && force[0] == '1') return &scalar_kernels();
+    const KernelTable* t = avx2_kernels();
+    return t != nullptr ? t : &scalar_kernels();
+  }();
+  return *best;
+}
+
+}  // namespace aifn::engine

@@ -1,0 +1,31 @@
+// Dot-product kernels of weight rows against prepared activations, in tiles
+// (a few weight rows x a few activation columns at a time), with a portable
+// scalar path and an AVX2/FMA/F16C path chosen once at run time.
+// Called by matmul.cpp. Stateless: safe from any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace aifn::engine {
+
+// Computes y[c * ldy + r] = dot(weight row r, activation column c) for r < nr,
+// c < nc. w points at row 0 (rows are w_stride bytes apart), a at column 0
+// (columns a_stride bytes apart), k is the row length in elements. The
+// activation format is the weight type's act_type() (see matmul.h).
+using TileFn = void (*)(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc,
+                        int64_t k, float* y, size_t ldy);
+
+struct KernelTable {
+  const char* name;  // "scalar" or "avx2"
+  TileFn f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k;
+  TileFn for_type(uint32_t ggml_type) const;  // nullptr when unsupported
+};
+
+const KernelTable& scalar_kernels();
+// The AVX2 table, or nullptr when the CPU (or the build) lacks AVX2/FMA/F16C.
+const KernelTable* avx2_kernels();
+// The best table for this CPU; AIFN_ENGINE_SCALAR=1 in the environment forces scalar.
+const KernelTable& best_kernels();
+
+}  // namespace aifn::engine

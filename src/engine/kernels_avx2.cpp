@@ -1,0 +1,252 @@
+// AVX2 + FMA + F16C kernels. This file alone is compiled with -mavx2 -mfma
+// -mf16c; kernels.cpp calls into it only after checking the CPU.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "engine/kernels.h"
+#include "engine/quant.h"
+
+namespace aifn::engine::detail {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline float half(uint16_t h) { return _cvtsh_ss(h); }
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// 32 nibbles of a Q4_0 block as bytes 0..15, value j in byte j.
+inline __m256i q4_nibbles(const uint8_t* qs) {
+  __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+  return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+}
+
+// Sum of products of signed bytes x and y as 8 int32 lanes (maddubs needs an
+// unsigned left operand: move x's sign onto y).
+inline __m256i dot_i8(__m256i ax, __m256i x, __m256i y) {
+  __m256i sy = _mm256_sign_epi8(y, x);
+  __m256i p = _mm256_maddubs_epi16(ax, sy);
+  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+// ---- float types ----
+
+void tile_f32(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+              float* y, size_t ldy) {
+  for (int r = 0; r < nr; ++r) {
+    const float* wr = reinterpret_cast<const float*>(w + size_t(r) * w_stride);
+    for (int c = 0; c < nc; ++c) {
+      const float* x = reinterpret_cast<const float*>(a + size_t(c) * a_stride);
+      __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+      int64_t i = 0;
+      for (; i + 16 <= k; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+      }
+      float s = hsum(_mm256_add_ps(acc0, acc1));
+      for (; i < k; ++i) s += wr[i] * x[i];
+      y[size_t(c) * ldy + size_t(r)] = s;
+    }
+  }
+}
+
+template <bool kBf16>
+inline __m256 load8_half(const uint16_t* p) {
+  __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if constexpr (kBf16) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  } else {
+    return _mm256_cvtph_ps(h);
+  }
+}
+
+template <bool kBf16>
+void tile_half(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+               float* y, size_t ldy) {
+  for (int r = 0; r < nr; ++r) {
+    const uint16_t* wr = reinterpret_cast<const uint16_t*>(w + size_t(r) * w_stride);
+    for (int c = 0; c < nc; ++c) {
+      const float* x = reinterpret_cast<const float*>(a + size_t(c) * a_stride);
+      __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+      int64_t i = 0;
+      for (; i + 16 <= k; i += 16) {
+        acc0 = _mm256_fmadd_ps(load8_half<kBf16>(wr + i), _mm256_loadu_ps(x + i), acc0);
+        acc1 = _mm256_fmadd_ps(load8_half<kBf16>(wr + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+      }
+      float s = hsum(_mm256_add_ps(acc0, acc1));
+      for (; i < k; ++i) s += (kBf16 ? bf16_to_fp32(wr[i]) : half(wr[i])) * x[i];
+      y[size_t(c) * ldy + size_t(r)] = s;
+    }
+  }
+}
+
+// ---- Q8_0 / Q4_0 weights x Q8_0 activations, one weight row x up to 4 columns ----
+
+template <bool kQ4, int kCols>
+void row_x_cols(const uint8_t* wrow, const uint8_t* a, size_t a_stride, int64_t nb, float* y, size_t ldy) {
+  __m256 acc[kCols];
+  for (int c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_ps();
+  const BlockQ8_0* acol[kCols];
+  for (int c = 0; c < kCols; ++c) acol[c] = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i x;
+    float dw;
+    if constexpr (kQ4) {
+      const BlockQ4_0* wb = reinterpret_cast<const BlockQ4_0*>(wrow) + b;
+      x = _mm256_sub_epi8(q4_nibbles(wb->qs), _mm256_set1_epi8(8));
+      dw = half(wb->d);
+    } else {
+      const BlockQ8_0* wb = reinterpret_cast<const BlockQ8_0*>(wrow) + b;
+      x = load256(wb->qs);
+      dw = half(wb->d);
+    }
+    __m256i ax = _mm256_sign_epi8(x, x);
+    for (int c = 0; c < kCols; ++c) {
+      const BlockQ8_0& ab = acol[c][b];
+      __m256i s = dot_i8(ax, x, load256(ab.qs));
+      acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * half(ab.d)), _mm256_cvtepi32_ps(s), acc[c]);
+    }
+  }
+  for (int c = 0; c < kCols; ++c) y[size_t(c) * ldy] = hsum(acc[c]);
+}
+
+template <bool kQ4>
+void tile_q8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+             float* y, size_t ldy) {
+  const int64_t nb = k / kQK;
+  for (int r = 0; r < nr; ++r) {
+    const uint8_t* wr = w + size_t(r) * w_stride;
+    int c = 0;
+    for (; c + 4 <= nc; c += 4)
+      row_x_cols<kQ4, 4>(wr, a + size_t(c) * a_stride, a_stride, nb, y + size_t(c) * ldy + size_t(r), ldy);
+    for (; c + 2 <= nc; c += 2)
+      row_x_cols<kQ4, 2>(wr, a + size_t(c) * a_stride, a_stride, nb, y + size_t(c) * ldy + size_t(r), ldy);
+    for (; c < nc; ++c)
+      row_x_cols<kQ4, 1>(wr, a + size_t(c) * a_stride, a_stride, nb, y + size_t(c) * ldy + size_t(r), ldy);
+  }
+}
+
+// ---- K-quants x Q8_K ----
+
+// The 8 6-bit scales and mins of a Q4_K/Q5_K block.
+inline void k_scales(const uint8_t* s, int* sc, int* m) {
+  for (int j = 0; j < 8; ++j) {
+    uint8_t a, b;
+    k_scale_min(j, s, &a, &b);
+    sc[j] = a;
+    m[j] = b;
+  }
+}
+
+template <bool kQ5>
+float dot_q45k(const uint8_t* wrow, const BlockQ8K* x, int64_t n) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i one = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  float acc_m = 0;
+  for (int64_t b = 0; b < n / kQKK; ++b) {
+    const uint8_t* qs;
+    const uint8_t* scales;
+    uint16_t dh, dminh;
+    const uint8_t* qh = nullptr;
+    if constexpr (kQ5) {
+      const BlockQ5K* wb = reinterpret_cast<const BlockQ5K*>(wrow) + b;
+      qs = wb->qs; scales = wb->scales; dh = wb->d; dminh = wb->dmin; qh = wb->qh;
+    } else {
+      const BlockQ4K* wb = reinterpret_cast<const BlockQ4K*>(wrow) + b;
+      qs = wb->qs; scales = wb->scales; dh = wb->d; dminh = wb->dmin;
+    }
+    int sc[8], m[8];
+    k_scales(scales, sc, m);
+    int summ = 0;
+    for (int j = 0; j < 8; ++j) summ += m[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+    __m256i hbits = kQ5 ? load256(qh) : _mm256_setzero_si256();
+    __m256i sumi = _mm256_setzero_si256();
+    const int8_t* a = x[b].qs;
+    for (int j = 0; j < 4; ++j) {
+      __m256i q = load256(qs + 32 * j);
+      __m256i lo = _mm256_and_si256(q, m4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      if constexpr (kQ5) {
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hbits, one), 4));
+        hbits = _mm256_srli_epi16(hbits, 1);
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(hbits, one), 4));
+        hbits = _mm256_srli_epi16(hbits, 1);
+      }
+      __m256i p1 = _mm256_maddubs_epi16(lo, load256(a + 64 * j));
+      __m256i p2 = _mm256_maddubs_epi16(hi, load256(a + 64 * j + 32));
+      p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(int16_t(sc[2 * j])));
+      p2 = _mm256_madd_epi16(p2, _mm256_set1_epi16(int16_t(sc[2 * j + 1])));
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p1, p2));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(dh) * x[b].d), _mm256_cvtepi32_ps(sumi), acc);
+    acc_m += half(dminh) * x[b].d * float(summ);
+  }
+  return hsum(acc) - acc_m;
+}
+
+float dot_q6k(const uint8_t* wrow, const BlockQ8K* x, int64_t n) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i m3 = _mm256_set1_epi8(3);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQKK; ++b) {
+    const BlockQ6K* wb = reinterpret_cast<const BlockQ6K*>(wrow) + b;
+    int corr = 0;
+    for (int j = 0; j < 16; ++j) corr += wb->scales[j] * x[b].bsums[j];
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = wb->ql + 64 * h;
+      __m256i qh = load256(wb->qh + 32 * h);
+      __m256i l0 = load256(ql), l1 = load256(ql + 32);
+      __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+                       _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
+      for (int quarter = 0; quarter < 4; ++quarter) {
+        __m256i hb = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * quarter), m3);
+        __m256i q = _mm256_or_si256(lo[quarter], _mm256_slli_epi16(hb, 4));
+        __m256i p = _mm256_maddubs_epi16(q, load256(x[b].qs + 128 * h + 32 * quarter));
+        const int8_t* sc = wb->scales + 8 * h + 2 * quarter;
+        __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
+      }
+    }
+    float d = half(wb->d) * x[b].d;
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    acc = _mm256_add_ps(acc, _mm256_setr_ps(-32.f * d * float(corr), 0, 0, 0, 0, 0, 0, 0));
+  }
+  return hsum(acc);
+}
+
+template <float (*Dot)(const uint8_t*, const BlockQ8K*, int64_t)>
+void tile_k(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+            float* y, size_t ldy) {
+  for (int r = 0; r < nr; ++r)
+    for (int c = 0; c < nc; ++c)
+      y[size_t(c) * ldy + size_t(r)] =
+          Dot(w + size_t(r) * w_stride, reinterpret_cast<const BlockQ8K*>(a + size_t(c) * a_stride), k);
+}
+
+}  // namespace
+
+const KernelTable& avx2_table() {
+  static const KernelTable table{
+      "avx2",         tile_f32,           tile_half<false>,   tile_half<true>, tile_q8<false>,
+      tile_q8<true>,  tile_k<dot_q45k<false>>, tile_k<dot_q45k<true>>, tile_k<dot_q6k>,
+  };
+  return table;
+}
+
+}  // namespace aifn::engine::detail

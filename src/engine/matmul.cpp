@@ -1,0 +1,88 @@
+#include "engine/matmul.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "engine/quant.h"
+
+namespace aifn::engine {
+namespace {
+
+constexpr int64_t kColBlock = 8;  // activation columns kept in L1 while rows stream
+
+}  // namespace
+
+size_t act_bytes(uint32_t weight_type, int64_t cols) {
+  switch (GgmlType(weight_type)) {
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_0: return size_t(cols / kQK) * sizeof(BlockQ8_0);
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K: return size_t(cols / kQKK) * sizeof(BlockQ8K);
+    default: return size_t(cols) * sizeof(float);
+  }
+}
+
+static void prepare_one(uint32_t wt, const float* x, int64_t cols, uint8_t* out) {
+  switch (GgmlType(wt)) {
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_0: quantize_row_q8_0_act(x, reinterpret_cast<BlockQ8_0*>(out), cols); return;
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K: quantize_row_q8_k(x, reinterpret_cast<BlockQ8K*>(out), cols); return;
+    case GgmlType::F16: {
+      // llama.cpp rounds the activation to F16 before an F16 dot product.
+      float* o = reinterpret_cast<float*>(out);
+      for (int64_t i = 0; i < cols; ++i) o[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+      return;
+    }
+    case GgmlType::BF16: {
+      float* o = reinterpret_cast<float*>(out);
+      for (int64_t i = 0; i < cols; ++i) o[i] = bf16_to_fp32(fp32_to_bf16(x[i]));
+      return;
+    }
+    default: std::memcpy(out, x, size_t(cols) * sizeof(float)); return;
+  }
+}
+
+void prepare_activations(uint32_t weight_type, const float* x, int64_t n_tokens, int64_t cols, uint8_t* out,
+                         ThreadPool& pool) {
+  const size_t stride = act_bytes(weight_type, cols);
+  if (n_tokens < 4) {
+    for (int64_t t = 0; t < n_tokens; ++t) prepare_one(weight_type, x + t * cols, cols, out + size_t(t) * stride);
+    return;
+  }
+  pool.parallel_for(n_tokens, 4, [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) prepare_one(weight_type, x + t * cols, cols, out + size_t(t) * stride);
+  });
+}
+
+void matmul(const std::vector<MatmulOut>& outs, const uint8_t* act, int64_t n_tokens, ThreadPool& pool,
+            const KernelTable& kernels) {
+  if (outs.empty() || n_tokens <= 0) return;
+  const WeightMatrix& w0 = *outs[0].w;
+  TileFn tile = kernels.for_type(w0.type);
+  const size_t a_stride = act_bytes(w0.type, w0.cols);
+  // Row chunks over the concatenation of all outputs' rows; a chunk never spans two outputs.
+  const int64_t chunk = n_tokens == 1 ? 16 : 32;
+  std::vector<int64_t> first_chunk(outs.size() + 1, 0);
+  for (size_t i = 0; i < outs.size(); ++i)
+    first_chunk[i + 1] = first_chunk[i] + (outs[i].w->rows + chunk - 1) / chunk;
+  const int64_t n_chunks = first_chunk.back();
+  pool.parallel_for(n_chunks, 1, [&](int64_t cb, int64_t ce, int) {
+    for (int64_t c = cb; c < ce; ++c) {
+      size_t o = size_t(std::upper_bound(first_chunk.begin(), first_chunk.end(), c) - first_chunk.begin() - 1);
+      const WeightMatrix& w = *outs[o].w;
+      int64_t r0 = (c - first_chunk[o]) * chunk;
+      int nr = int(std::min(chunk, w.rows - r0));
+      const uint8_t* wr = w.data + size_t(r0) * w.row_stride;
+      for (int64_t t = 0; t < n_tokens; t += kColBlock) {
+        int nc = int(std::min(kColBlock, n_tokens - t));
+        tile(wr, w.row_stride, nr, act + size_t(t) * a_stride, a_stride, nc, w.cols,
+             outs[o].y + size_t(t) * outs[o].ldy + size_t(r0), outs[o].ldy);
+      }
+    }
+  });
+}
+
+}  // namespace aifn::engine

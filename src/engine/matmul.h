@@ -1,0 +1,47 @@
+// Matrix products of GGUF weight matrices with activations: y = W x for one or
+// many tokens. Activations are first converted to the format the weight type's
+// kernels take (F32, F16-rounded F32, Q8_0 or Q8_K, as llama.cpp does), then
+// rows are split over the thread pool; for several tokens, columns are blocked
+// so a block of activations stays in L1 while weight rows stream past it.
+// Called by model.cpp. Stateless apart from the caller's buffers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "engine/kernels.h"
+#include "engine/thread_pool.h"
+
+namespace aifn::engine {
+
+// A row-major weight matrix: `rows` rows of `cols` elements of ggml `type`.
+struct WeightMatrix {
+  uint32_t type = 0;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const uint8_t* data = nullptr;
+  size_t row_stride = 0;  // bytes
+};
+
+// Bytes of one prepared activation column for weights of this type.
+size_t act_bytes(uint32_t weight_type, int64_t cols);
+
+// Converts n_tokens rows of cols floats (x, row-major) into out (n_tokens *
+// act_bytes(...) bytes). Runs on the pool when there are many tokens.
+void prepare_activations(uint32_t weight_type, const float* x, int64_t n_tokens, int64_t cols, uint8_t* out,
+                         ThreadPool& pool);
+
+// One output of a fused product: y[t * ldy + r] = dot(W row r, activation t).
+struct MatmulOut {
+  const WeightMatrix* w;
+  float* y;
+  size_t ldy;
+};
+
+// Computes every output of `outs` (all with the same type and cols, sharing the
+// prepared activations `act`) in one parallel pass.
+void matmul(const std::vector<MatmulOut>& outs, const uint8_t* act, int64_t n_tokens, ThreadPool& pool,
+            const KernelTable& kernels);
+
+}  // namespace aifn::engine

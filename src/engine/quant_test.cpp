@@ -1,0 +1,181 @@
+#include "engine/quant.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "engine/kernels.h"
+#include "engine/matmul.h"
+
+namespace aifn::engine {
+namespace {
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+const uint32_t kTypes[] = {uint32_t(GgmlType::F32),  uint32_t(GgmlType::F16),  uint32_t(GgmlType::BF16),
+                           uint32_t(GgmlType::Q8_0), uint32_t(GgmlType::Q4_0), uint32_t(GgmlType::Q4_K),
+                           uint32_t(GgmlType::Q5_K), uint32_t(GgmlType::Q6_K)};
+
+TEST(Fp16, RoundTripsEveryHalf) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    float f = fp16_to_fp32(uint16_t(h));
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(fp32_to_fp16(f), h) << h;
+  }
+  EXPECT_EQ(fp16_to_fp32(0x3C00), 1.f);
+  EXPECT_EQ(fp16_to_fp32(0x0001), std::ldexp(1.f, -24));
+  EXPECT_EQ(fp32_to_fp16(1.f + std::ldexp(1.f, -11)), 0x3C00);      // tie -> even
+  EXPECT_EQ(fp32_to_fp16(1.f + 3 * std::ldexp(1.f, -11)), 0x3C02);  // tie -> even (up)
+  EXPECT_EQ(fp32_to_fp16(70000.f), 0x7C00);
+  EXPECT_EQ(fp32_to_fp16(std::ldexp(1.f, -26)), 0);
+  EXPECT_EQ(bf16_to_fp32(fp32_to_bf16(1.5f)), 1.5f);
+}
+
+// Largest error a format may make on N(0,1) data (per element, relative to the block's max).
+double tolerance(uint32_t t) {
+  switch (GgmlType(t)) {
+    case GgmlType::F32: return 0;
+    case GgmlType::F16: return 2e-3;
+    case GgmlType::BF16: return 1.6e-2;
+    case GgmlType::Q8_0: return 1.0 / 127;
+    case GgmlType::Q6_K: return 0.05;
+    case GgmlType::Q5_K: return 0.1;
+    default: return 0.2;
+  }
+}
+
+TEST(Quant, QuantizeDequantizeRoundTrips) {
+  const int64_t n = 1024;
+  std::vector<float> x = random_floats(n, 7);
+  for (uint32_t t : kTypes) {
+    std::vector<uint8_t> q(row_bytes(t, n));
+    ASSERT_TRUE(quantize_row(t, x.data(), q.data(), n));
+    std::vector<float> y(n);
+    ASSERT_TRUE(dequantize_row(t, q.data(), y.data(), n));
+    double amax = 0, err = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      amax = std::max(amax, double(std::fabs(x[i])));
+      err = std::max(err, double(std::fabs(x[i] - y[i])));
+    }
+    EXPECT_LE(err, tolerance(t) * amax + 1e-7) << type_name(t);
+    // Quantising the dequantised values again is stable for the *_0 formats.
+    if (t == uint32_t(GgmlType::Q8_0) || t == uint32_t(GgmlType::Q4_0)) {
+      std::vector<uint8_t> q2(q.size());
+      quantize_row(t, y.data(), q2.data(), n);
+      std::vector<float> y2(n);
+      dequantize_row(t, q2.data(), y2.data(), n);
+      for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[i], y2[i], 1e-6 * amax) << type_name(t);
+    }
+  }
+}
+
+TEST(Quant, Q4_0LayoutMatchesGgml) {
+  // Byte j holds value j in its low nibble and j+16 in its high nibble.
+  BlockQ4_0 b{};
+  b.d = fp32_to_fp16(1.f);
+  b.qs[0] = 0x9A;  // value 0 = 10-8 = 2, value 16 = 9-8 = 1
+  float y[32];
+  dequantize_row(uint32_t(GgmlType::Q4_0), &b, y, 32);
+  EXPECT_EQ(y[0], 2.f);
+  EXPECT_EQ(y[16], 1.f);
+  EXPECT_EQ(y[1], -8.f);
+}
+
+TEST(Quant, ActivationQ8_0RoundsHalfToEven) {
+  std::vector<float> x(32, 0.f);
+  x[0] = 127.f;  // d = 1
+  x[1] = 2.5f;
+  x[2] = 3.5f;
+  x[3] = -2.5f;
+  BlockQ8_0 b;
+  quantize_row_q8_0_act(x.data(), &b, 32);
+  EXPECT_EQ(b.qs[1], 2);
+  EXPECT_EQ(b.qs[2], 4);
+  EXPECT_EQ(b.qs[3], -2);
+}
+
+// Dequantised activation for checking dot products against plain floats.
+std::vector<float> act_values(uint32_t wt, const std::vector<uint8_t>& act, int64_t n) {
+  std::vector<float> v(n);
+  switch (GgmlType(wt)) {
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_0: dequantize_row(uint32_t(GgmlType::Q8_0), act.data(), v.data(), n); break;
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K: {
+      const BlockQ8K* b = reinterpret_cast<const BlockQ8K*>(act.data());
+      for (int64_t i = 0; i < n; ++i) v[i] = b[i / 256].d * b[i / 256].qs[i % 256];
+      break;
+    }
+    default: std::memcpy(v.data(), act.data(), size_t(n) * 4);
+  }
+  return v;
+}
+
+TEST(Kernels, ScalarAndSimdAgreeWithDequantisedProducts) {
+  ThreadPool pool(1);
+  const KernelTable* simd = avx2_kernels();
+  if (simd == nullptr) GTEST_LOG_(INFO) << "no AVX2 on this CPU: checking the scalar kernels only";
+  for (int64_t k : {256, 512, 2048}) {
+    const int nr = 5, nc = 7;  // odd sizes reach the 4-, 2- and 1-column paths
+    std::vector<float> wf = random_floats(size_t(nr * k), 11);
+    std::vector<float> xf = random_floats(size_t(nc * k), 12, 2.f);
+    for (uint32_t t : kTypes) {
+      size_t rb = row_bytes(t, k);
+      std::vector<uint8_t> w(rb * nr);
+      for (int r = 0; r < nr; ++r) quantize_row(t, wf.data() + r * k, w.data() + r * rb, k);
+      size_t ab = act_bytes(t, k);
+      std::vector<uint8_t> act(ab * nc);
+      prepare_activations(t, xf.data(), nc, k, act.data(), pool);
+      std::vector<float> ys(nr * nc), yv(nr * nc, 0.f);
+      scalar_kernels().for_type(t)(w.data(), rb, nr, act.data(), ab, nc, k, ys.data(), nr);
+      if (simd != nullptr) simd->for_type(t)(w.data(), rb, nr, act.data(), ab, nc, k, yv.data(), nr);
+      for (int c = 0; c < nc; ++c) {
+        std::vector<uint8_t> one(act.begin() + c * ab, act.begin() + (c + 1) * ab);
+        std::vector<float> xa = act_values(t, one, k);
+        for (int r = 0; r < nr; ++r) {
+          std::vector<float> wr(k);
+          dequantize_row(t, w.data() + r * rb, wr.data(), k);
+          double ref = 0, mag = 0;
+          for (int64_t i = 0; i < k; ++i) {
+            ref += double(wr[i]) * xa[i];
+            mag += std::fabs(double(wr[i]) * xa[i]);
+          }
+          double tol = 1e-5 * mag + 1e-5;
+          EXPECT_NEAR(ys[c * nr + r], ref, tol) << type_name(t) << " scalar k=" << k;
+          if (simd != nullptr) {
+            EXPECT_NEAR(yv[c * nr + r], ys[c * nr + r], tol) << type_name(t) << " avx2 k=" << k;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Kernels, MatmulSplitsRowsOverThreads) {
+  ThreadPool pool(3);
+  const int64_t rows = 77, k = 64, n_tok = 9;
+  std::vector<float> wf = random_floats(rows * k, 3), xf = random_floats(n_tok * k, 4);
+  WeightMatrix w{uint32_t(GgmlType::F32), rows, k, reinterpret_cast<const uint8_t*>(wf.data()), size_t(k) * 4};
+  std::vector<uint8_t> act(act_bytes(w.type, k) * n_tok);
+  prepare_activations(w.type, xf.data(), n_tok, k, act.data(), pool);
+  std::vector<float> y(rows * n_tok, -1.f);
+  matmul({MatmulOut{&w, y.data(), size_t(rows)}}, act.data(), n_tok, pool, best_kernels());
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      double ref = 0;
+      for (int64_t i = 0; i < k; ++i) ref += double(wf[r * k + i]) * xf[t * k + i];
+      ASSERT_NEAR(y[t * rows + r], ref, 1e-4) << t << "," << r;
+    }
+}
+
+}  // namespace
+}  // namespace aifn::engine
