@@ -40,6 +40,8 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
+constexpr int kClosed = -(1 << 30);
+
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
@@ -55,33 +57,37 @@ void ThreadPool::worker(int index) {
     }
     if (stop_.load(std::memory_order_acquire)) return;
     seen = g;
-    (*job_)(index, n_threads_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    // Joining synchronises with the caller's reset of joined_, which follows its
+    // store of job_. A closed job (caller already done) is skipped.
+    if (joined_.fetch_add(1, std::memory_order_acq_rel) < 0) continue;
+    (*job_)(index);
+    finished_.fetch_add(1, std::memory_order_acq_rel);
   }
 }
 
-void ThreadPool::run(const std::function<void(int, int)>& fn) {
+void ThreadPool::run(const std::function<void(int)>& fn) {
   std::lock_guard<std::mutex> run_lock(run_mutex_);
   if (n_threads_ == 1) {
-    fn(0, 1);
+    fn(0);
     return;
   }
   job_ = &fn;
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  finished_.store(0, std::memory_order_relaxed);
+  joined_.store(0, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     generation_.fetch_add(1, std::memory_order_release);
   }
   cv_.notify_all();
-  fn(0, n_threads_);
-  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+  fn(0);
+  const int joined = joined_.exchange(kClosed, std::memory_order_acq_rel);
+  for (int spin = 0; finished_.load(std::memory_order_acquire) != joined; ++spin) {
     if (spin < kSpinIterations) {
       cpu_relax();
     } else {
       std::this_thread::yield();
     }
   }
-  job_ = nullptr;
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
@@ -92,7 +98,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     return;
   }
   std::atomic<int64_t> next{0};
-  run([&](int t, int) {
+  run([&](int t) {
     for (;;) {
       int64_t b = next.fetch_add(grain, std::memory_order_relaxed);
       if (b >= n) break;

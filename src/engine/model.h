@@ -1,0 +1,108 @@
+// A loaded llama-family transformer (architectures llama/mistral and qwen2)
+// whose weights are views into a memory-mapped GgufFile, and Session, one
+// sequence's KV cache and scratch buffers.
+// Called by engine.cpp, the benchmark and tests. Thread-safety: a Model is
+// immutable after load() and shared by any number of Sessions on any threads;
+// a Session belongs to one thread at a time. Sessions that share a ThreadPool
+// take turns on it, one parallel loop at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "engine/gguf.h"
+#include "engine/kernels.h"
+#include "engine/matmul.h"
+#include "engine/thread_pool.h"
+
+namespace aifn::engine {
+
+enum class RopeType { kNorm, kNeox };  // adjacent pairs (llama) / halves (qwen2, NeoX)
+
+struct ModelConfig {
+  std::string arch;
+  std::string name;
+  int n_vocab = 0;
+  int n_ctx_train = 0;
+  int n_embd = 0;
+  int n_layer = 0;
+  int n_head = 0;
+  int n_head_kv = 0;
+  int head_dim = 0;
+  int n_rot = 0;
+  int n_ff = 0;
+  float rope_theta = 10000.f;
+  float rms_eps = 1e-5f;
+  RopeType rope = RopeType::kNorm;
+  uint32_t weight_type = 0;  // type of attn_q in layer 0, for display
+};
+
+class Model {
+ public:
+  static tl::expected<std::shared_ptr<const Model>, std::string> load(std::shared_ptr<const GgufFile> file);
+
+  const ModelConfig& config() const { return config_; }
+  const GgufFile& gguf() const { return *file_; }
+  // Bytes of weights one decode step reads (all matrices except the embedding table).
+  uint64_t weight_bytes_per_token() const { return weight_bytes_; }
+
+ private:
+  friend class Session;
+  struct Layer {
+    std::vector<float> attn_norm, ffn_norm, bq, bk, bv;  // biases empty when absent
+    WeightMatrix wq, wk, wv, wo, gate, up, down;
+  };
+  Model() = default;
+
+  std::shared_ptr<const GgufFile> file_;
+  ModelConfig config_;
+  const TensorInfo* tok_embd_ = nullptr;
+  std::vector<float> output_norm_;
+  WeightMatrix output_;
+  std::vector<Layer> layers_;
+  uint64_t weight_bytes_ = 0;
+};
+
+enum class Logits { kLast, kAll };
+
+class Session {
+ public:
+  // n_ctx <= 0 means the model's training context (capped at 4096). kernels
+  // defaults to best_kernels() (tests pass scalar_kernels()).
+  Session(std::shared_ptr<const Model> model, ThreadPool& pool, int n_ctx = 0, const KernelTable* kernels = nullptr);
+
+  int n_ctx() const { return n_ctx_; }
+  int n_past() const { return n_past_; }
+  // Forgets the cached positions from n onwards (0 clears the sequence).
+  void truncate(int n);
+
+  // Feeds tokens at positions n_past()..n_past()+size-1 (as one batch), adds them
+  // to the KV cache and writes logits: one row of n_vocab for the last token, or
+  // one per token. Errors: empty input, a token outside the vocabulary, or more
+  // positions than the context.
+  tl::expected<void, std::string> eval(std::span<const int32_t> tokens, Logits which, std::vector<float>* logits);
+
+ private:
+  void eval_batch(const int32_t* tokens, int n, bool all_logits, float* logits_out);
+  void attention(int layer, int n);
+  void matmul_from(const float* x, int n, const std::vector<MatmulOut>& outs);
+
+  std::shared_ptr<const Model> model_;
+  ThreadPool& pool_;
+  const KernelTable& kernels_;
+  int n_ctx_;
+  int n_past_ = 0;
+  int kv_dim_;
+  std::vector<float> k_cache_, v_cache_;  // [layer][pos][kv_dim]
+  // Scratch, sized for the largest batch seen.
+  std::vector<float> x_, h_, q_, k_, v_, attn_, gate_, up_, rope_cos_, rope_sin_;
+  std::vector<uint8_t> act_;
+  std::vector<std::vector<float>> scores_;  // per pool thread, n_ctx
+};
+
+}  // namespace aifn::engine
