@@ -136,14 +136,24 @@ async function loadHandler() {
 
 // ---- Per-call context ------------------------------------------------------
 
+// Read once: every process.env access is a call into C++.
+const fixedContext = {
+  functionName: env.AWS_LAMBDA_FUNCTION_NAME,
+  functionVersion: env.AWS_LAMBDA_FUNCTION_VERSION,
+  memoryLimitInMB: env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+  logGroupName: env.AWS_LAMBDA_LOG_GROUP_NAME,
+  logStreamName: env.AWS_LAMBDA_LOG_STREAM_NAME,
+  modelsUrl: env.AIFN_MODELS_URL,
+};
+
 class Context {
   constructor(headers) {
     this.callbackWaitsForEmptyEventLoop = true;
-    this.functionName = env.AWS_LAMBDA_FUNCTION_NAME;
-    this.functionVersion = env.AWS_LAMBDA_FUNCTION_VERSION;
-    this.memoryLimitInMB = env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE;
-    this.logGroupName = env.AWS_LAMBDA_LOG_GROUP_NAME;
-    this.logStreamName = env.AWS_LAMBDA_LOG_STREAM_NAME;
+    this.functionName = fixedContext.functionName;
+    this.functionVersion = fixedContext.functionVersion;
+    this.memoryLimitInMB = fixedContext.memoryLimitInMB;
+    this.logGroupName = fixedContext.logGroupName;
+    this.logStreamName = fixedContext.logStreamName;
     this.awsRequestId = headers['lambda-runtime-aws-request-id'];
     this.invokedFunctionArn = headers['lambda-runtime-invoked-function-arn'];
     this.xRayTraceId = headers['lambda-runtime-trace-id'];
@@ -151,7 +161,7 @@ class Context {
     this.clientContext = parseOptional(headers['lambda-runtime-client-context']);
     // Lambda Runtime API: the deadline header is epoch milliseconds.
     this.deadlineMs = Number(headers['lambda-runtime-deadline-ms']) || 0;
-    this.aifn = { token: headers['aifn-invocation-token'], modelsUrl: env.AIFN_MODELS_URL };
+    this.aifn = { token: headers['aifn-invocation-token'], modelsUrl: fixedContext.modelsUrl };
   }
 
   getRemainingTimeInMillis() {

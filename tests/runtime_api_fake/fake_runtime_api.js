@@ -26,7 +26,7 @@ function runFake(options) {
 
   const result = {
     invocations: [], initError: null, exitCode: null, signal: null, stdout: '', stderr: '',
-    firstNextMs: null, maxWaitingNext: 0, unknownRequests: [], timedOut: false, benchMs: null,
+    firstNextMs: null, maxWaitingNext: 0, childCpuMs: null, unknownRequests: [], timedOut: false, benchMs: null,
   };
   const byId = new Map();
   let served = 0;
@@ -114,9 +114,20 @@ function runFake(options) {
     });
   });
 
+  // CPU the runtime process used (user + system, ms), read before it is killed:
+  // the per-call overhead of a bootstrap, apart from the fake's own.
+  function readChildCpu() {
+    try {
+      const stat = require('node:fs').readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      result.childCpuMs = (Number(fields[11]) + Number(fields[12])) * 10; // USER_HZ is 100 on Linux
+    } catch { /* already gone */ }
+  }
+
   function stop() {
+    if (child) readChildCpu();
     for (const res of waiting) res.destroy();
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (child && child.exitCode === null && child.signalCode === null) child.kill(options.killSignal || 'SIGKILL');
     else finishIfExited();
   }
 

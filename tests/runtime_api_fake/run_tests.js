@@ -68,16 +68,19 @@ function expectInitError(r, type, message) {
   assert.equal(r.invocations.length, 0);
 }
 
-// Chunks written `gapMs` apart must arrive about that far apart, not together at the end.
+// Chunks written `gapMs` apart must arrive spread out as they were written, not
+// together at the end. Judged on the median gap and the total spread, so one
+// late timer on a loaded machine does not fail the test; buffering still does.
 function expectSpread(inv, count, gapMs) {
   const chunks = dataChunks(inv);
   assert.ok(chunks.length >= count, `expected >= ${count} separate chunks, got ${chunks.length}`);
-  for (let i = 1; i < count; i++) {
-    const gap = chunks[i].t - chunks[i - 1].t;
-    assert.ok(gap >= gapMs * 0.7, `chunk ${i} arrived ${gap.toFixed(1)} ms after the previous; expected ~${gapMs}`);
-  }
+  const gaps = chunks.slice(1, count).map((c, i) => c.t - chunks[i].t).sort((a, b) => a - b);
+  const median = gaps[Math.floor(gaps.length / 2)];
+  assert.ok(median >= gapMs * 0.6, `median gap between chunks ${median.toFixed(1)} ms; expected ~${gapMs}`);
+  const spread = chunks[count - 1].t - chunks[0].t;
+  assert.ok(spread >= (count - 1) * gapMs * 0.7, `chunks spread over ${spread.toFixed(1)} ms only`);
   const firstDelay = chunks[0].t - inv.tNext;
-  assert.ok(firstDelay < gapMs, `first chunk arrived ${firstDelay.toFixed(1)} ms after /next`);
+  assert.ok(firstDelay < spread / 2, `first chunk arrived ${firstDelay.toFixed(1)} ms after /next`);
 }
 
 function expectStreamHeaders(inv, contentType) {
@@ -350,6 +353,7 @@ if (benchN) {
       const perSec = (benchN / r.benchMs) * 1000;
       console.log(`BENCH runtime="${label}" calls=${benchN} ms=${r.benchMs.toFixed(0)} ` +
         `calls_per_s=${perSec.toFixed(0)} us_per_call=${((r.benchMs * 1000) / benchN).toFixed(1)} ` +
+        `runtime_cpu_us_per_call=${((r.childCpuMs * 1000) / benchN).toFixed(1)} ` +
         `first_next_ms=${r.firstNextMs.toFixed(1)}`);
     });
   }
