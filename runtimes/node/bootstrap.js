@@ -350,7 +350,9 @@ async function crash(err) {
   console.error(err);
   const ids = [...inFlight];
   inFlight.clear();
-  await Promise.allSettled(ids.map((id) => postError(`${kBase}/invocation/${id}/error`, err)));
+  const reported = Promise.allSettled(ids.map((id) => postError(`${kBase}/invocation/${id}/error`, err)));
+  // A streaming call may hold the only socket: do not wait for it forever.
+  await Promise.race([reported, new Promise((resolve) => setTimeout(resolve, 1000))]);
   process.exit(1);
 }
 

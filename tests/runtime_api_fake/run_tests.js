@@ -337,6 +337,15 @@ test('aws-lambda-ric streams examples/stream-node the same way', async () => {
   expectSpread(inv, 10, 50);
 });
 
+test('aws-lambda-ric reports thrown and mid-stream errors as our bootstrap does', async () => {
+  let r = await run(['node', [ric]], fixtures, 'cases.throws', [{}]);
+  assert.equal(ok(r).kind, 'error');
+  assert.equal(ok(r).json.errorType, 'RangeError');
+  r = await run(['node', [ric]], fixtures, 'cases.streamError', [{}]);
+  assert.equal(ok(r).body, 'first ');
+  expectTrailerError(ok(r), 'Error', /broke mid-stream/);
+});
+
 // ---- Benchmarks: calls/s through one instance, fake endpoint included ----
 
 if (benchN) {
