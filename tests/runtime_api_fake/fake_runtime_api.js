@@ -26,7 +26,7 @@ function runFake(options) {
 
   const result = {
     invocations: [], initError: null, exitCode: null, signal: null, stdout: '', stderr: '',
-    firstNextMs: null, maxWaitingNext: 0, childCpuMs: null, unknownRequests: [], timedOut: false, benchMs: null,
+    firstNextMs: null, maxWaitingNext: 0, childCpuMs: null, childUserMs: null, unknownRequests: [], timedOut: false, benchMs: null,
   };
   const byId = new Map();
   let served = 0;
@@ -120,7 +120,9 @@ function runFake(options) {
     try {
       const stat = require('node:fs').readFileSync(`/proc/${child.pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      result.childCpuMs = (Number(fields[11]) + Number(fields[12])) * 10; // USER_HZ is 100 on Linux
+      // USER_HZ is 100 on Linux.
+      result.childUserMs = Number(fields[11]) * 10;
+      result.childCpuMs = result.childUserMs + Number(fields[12]) * 10;
     } catch { /* already gone */ }
   }
 

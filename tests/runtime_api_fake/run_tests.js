@@ -363,6 +363,7 @@ if (benchN) {
       console.log(`BENCH runtime="${label}" calls=${benchN} ms=${r.benchMs.toFixed(0)} ` +
         `calls_per_s=${perSec.toFixed(0)} us_per_call=${((r.benchMs * 1000) / benchN).toFixed(1)} ` +
         `runtime_cpu_us_per_call=${((r.childCpuMs * 1000) / benchN).toFixed(1)} ` +
+        `runtime_user_us_per_call=${((r.childUserMs * 1000) / benchN).toFixed(1)} ` +
         `first_next_ms=${r.firstNextMs.toFixed(1)}`);
     });
   }
