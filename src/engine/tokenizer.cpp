@@ -332,10 +332,45 @@ std::vector<Tokenizer::Fragment> Tokenizer::partition_special(std::string_view t
 
 std::vector<TokenId> Tokenizer::tokenize(std::string_view text, bool add_special,
                                          bool parse_special) const {
+  return tokenize_fragments(partition_special(text, parse_special), add_special);
+}
+
+std::vector<TokenId> Tokenizer::tokenize(std::span<const TextSegment> segments,
+                                         bool add_special) const {
+  // Raw text that touches across a segment boundary must be one fragment, so
+  // it is copied into joined (reserved up front: the views must not move).
+  size_t total = 0;
+  for (const TextSegment& s : segments) total += s.text.size();
+  std::string joined;
+  joined.reserve(total);
+  std::vector<Fragment> frags;
+  for (const TextSegment& s : segments) {
+    for (const Fragment& f : partition_special(s.text, s.parse_special)) {
+      if (f.token != kNoToken) {
+        frags.push_back(f);
+        continue;
+      }
+      const char* end = joined.data() + joined.size();
+      const bool extends = !frags.empty() && frags.back().token == kNoToken &&
+                           frags.back().text.data() + frags.back().text.size() == end;
+      joined.append(f.text);
+      if (extends) {
+        frags.back().text = std::string_view(frags.back().text.data(),
+                                             frags.back().text.size() + f.text.size());
+      } else {
+        frags.push_back({std::string_view(end, f.text.size()), kNoToken});
+      }
+    }
+  }
+  return tokenize_fragments(frags, add_special);
+}
+
+std::vector<TokenId> Tokenizer::tokenize_fragments(const std::vector<Fragment>& fragments,
+                                                   bool add_special) const {
   std::vector<TokenId> out;
   if (add_special && spec_.add_bos && spec_.bos_id != kNoToken) out.push_back(spec_.bos_id);
   bool prev_special = true;  // SentencePiece: prefix the first text with a space
-  for (const Fragment& f : partition_special(text, parse_special)) {
+  for (const Fragment& f : fragments) {
     if (f.token != kNoToken) {
       out.push_back(f.token);
       prev_special = true;

@@ -68,6 +68,13 @@ struct TokenizerSpec {
   static tl::expected<TokenizerSpec, std::string> from_gguf(const GgufFile& file);
 };
 
+// A piece of a prompt and whether control-token text inside it becomes
+// control tokens (template markup) or stays text (user content).
+struct TextSegment {
+  std::string_view text;
+  bool parse_special = false;
+};
+
 class Tokenizer {
  public:
   enum class Kind { kSpm, kBpe };
@@ -84,6 +91,12 @@ class Tokenizer {
   // the raw bytes via byte tokens).
   std::vector<TokenId> tokenize(std::string_view text, bool add_special,
                                 bool parse_special = false) const;
+
+  // Tokenizes segments as if they were one text, but finds control tokens
+  // only in segments with parse_special, so user content that spells
+  // "<|im_end|>" cannot forge template markup. Text on either side of a
+  // segment boundary is tokenized together (merges can span it).
+  std::vector<TokenId> tokenize(std::span<const TextSegment> segments, bool add_special) const;
 
   // llama_token_to_piece: the bytes a token stands for (SentencePiece U+2581
   // -> space, byte tokens -> their byte, BPE chars -> bytes). Control and
@@ -123,6 +136,8 @@ class Tokenizer {
     TokenId token = kNoToken;  // a special token matched in the input
   };
   std::vector<Fragment> partition_special(std::string_view text, bool parse_special) const;
+  std::vector<TokenId> tokenize_fragments(const std::vector<Fragment>& fragments,
+                                          bool add_special) const;
   void tokenize_spm(std::string_view text, std::vector<TokenId>& out) const;
   void tokenize_bpe(std::string_view text, std::vector<TokenId>& out) const;
   void bpe_word(std::string_view word, std::vector<TokenId>& out) const;
