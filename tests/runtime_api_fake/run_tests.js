@@ -139,6 +139,11 @@ test('node: .mjs handler loads through import()', async () => {
   assert.deepEqual(ok(r).json, { esm: true, name: 'Ada' });
 });
 
+test('node: a .js file in a "type": "module" package loads through import()', async () => {
+  const r = await run(nodeBoot, path.join(fixtures, 'esm-pkg'), 'index.handler', [{ name: 'Ada' }]);
+  assert.deepEqual(ok(r).json, { esm: 'pkg', name: 'Ada' });
+});
+
 test('node: a thrown error becomes /error with type, message and trace', async () => {
   let r = await run(nodeBoot, fixtures, 'cases.throws', [{}, {}]);
   const inv = expectError(r, 'RangeError', /^boom$/);
@@ -219,6 +224,13 @@ test('node: streaming edge cases (early error, HttpResponseStream, no end())', a
   r = await run(nodeBoot, fixtures, 'cases.streamNoEnd', [{}, {}]);
   assert.equal(ok(r).body, 'not ended');
   assert.equal(ok(r, 1).body, 'not ended');
+});
+
+test('node: stream.pipeline into the response stream streams too', async () => {
+  const r = await run(nodeBoot, fixtures, 'cases.streamPipeline', [{}, {}]);
+  assert.equal(ok(r).body, 'p0;p1;p2;');
+  assert.equal(ok(r, 1).body, 'p0;p1;p2;');
+  expectSpread(ok(r), 3, 60);
 });
 
 test('node: slow example sleeps event.ms', async () => {
