@@ -1,0 +1,96 @@
+// aifn-engine-bench: generation and prompt-processing speed of generated
+// TinyLlama-shaped models, against the memory-bandwidth bound measured in the
+// same run. Prints one machine-readable line per model plus a summary.
+//   aifn-engine-bench [--threads 2] [--types q4_0,q8_0,q4_k] [--prompt 128] [--gen 32]
+//                     [--reps 3] [--dir /tmp] [--layers 22] [--keep]
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/bench.h"
+#include "engine/gguf.h"
+#include "engine/model.h"
+#include "engine/testmodel.h"
+
+using namespace aifn::engine;
+
+int main(int argc, char** argv) {
+  int threads = 2, prompt = 128, gen = 32, reps = 3, layers = 22;
+  std::string types = "q4_0,q8_0,q4_k", dir = std::filesystem::temp_directory_path().string();
+  bool keep = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--keep") {
+      keep = true;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "missing value for %s\n", a.c_str());
+      return 2;
+    }
+    std::string v = argv[++i];
+    if (a == "--threads") threads = std::atoi(v.c_str());
+    else if (a == "--types") types = v;
+    else if (a == "--prompt") prompt = std::atoi(v.c_str());
+    else if (a == "--gen") gen = std::atoi(v.c_str());
+    else if (a == "--reps") reps = std::atoi(v.c_str());
+    else if (a == "--dir") dir = v;
+    else if (a == "--layers") layers = std::atoi(v.c_str());
+    else {
+      std::fprintf(stderr, "unknown flag %s\n", a.c_str());
+      return 2;
+    }
+  }
+  ThreadPool pool(threads);
+  const double bw = measure_triad_bandwidth(pool);
+  std::printf("triad_bandwidth_gbs=%.2f threads=%d\n", bw / 1e9, pool.size());
+  std::stringstream ss(types);
+  std::string t;
+  while (std::getline(ss, t, ',')) {
+    auto type = parse_type_name(t);
+    if (!type) {
+      std::fprintf(stderr, "%s\n", type.error().c_str());
+      return 2;
+    }
+    TestModelConfig c;
+    c.name = "tinyllama-shaped-" + t;
+    c.n_embd = 2048;
+    c.n_layer = layers;
+    c.n_head = 32;
+    c.n_head_kv = 4;
+    c.n_ff = 5632;
+    c.n_vocab = 32000;
+    c.type = *type;
+    const std::string path = dir + "/aifn-bench-" + t + "-" + std::to_string(layers) + ".gguf";
+    if (!std::filesystem::exists(path)) {
+      std::fprintf(stderr, "generating %s ...\n", path.c_str());
+      if (auto r = write_test_model(c, path); !r) {
+        std::fprintf(stderr, "%s\n", r.error().c_str());
+        return 1;
+      }
+    }
+    auto file = GgufFile::open(path);
+    if (!file) {
+      std::fprintf(stderr, "%s\n", file.error().c_str());
+      return 1;
+    }
+    auto model = Model::load(std::shared_ptr<const GgufFile>(std::move(*file)));
+    if (!model) {
+      std::fprintf(stderr, "%s\n", model.error().c_str());
+      return 1;
+    }
+    BenchResult r = run_bench(*model, pool, BenchOptions{prompt, gen, reps});
+    const double bytes = double((*model)->weight_bytes_per_token());
+    const double bound = bw / bytes;
+    std::printf(
+        "engine_bench type=%s threads=%d weights_mb=%.1f pp_tokens=%d pp_tps=%.2f tg_tokens=%d tg_tps=%.2f "
+        "tg_bound_tps=%.2f tg_fraction_of_bound=%.3f\n",
+        t.c_str(), pool.size(), bytes / 1e6, prompt, r.pp_tps, gen, r.tg_tps, bound, r.tg_tps / bound);
+    std::fflush(stdout);
+    if (!keep) std::filesystem::remove(path);
+  }
+  return 0;
+}

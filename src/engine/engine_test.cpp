@@ -1,0 +1,112 @@
+#include "engine/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "engine/testmodel.h"
+
+namespace aifn::engine {
+namespace {
+
+class EngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    path_ = (std::filesystem::temp_directory_path() / ("aifn-engine-test-" + std::to_string(::getpid()) + ".gguf"))
+                .string();
+    TestModelConfig c;
+    c.type = GgmlType::Q8_0;
+    ASSERT_TRUE(write_test_model(c, path_));
+    auto e = Engine::load(path_, EngineOptions{2, 256});
+    ASSERT_TRUE(e) << e.error();
+    engine_ = std::move(*e);
+  }
+  static void TearDownTestSuite() {
+    engine_.reset();
+    std::filesystem::remove(path_);
+  }
+
+  static std::string run(const std::vector<TokenId>& prompt, const SamplingParams& sp, int n, GenerateResult* res,
+                         const std::atomic<bool>* stop = nullptr) {
+    std::string out;
+    GenerationLimits lim;
+    lim.max_tokens = n;
+    lim.ignore_eos = true;
+    auto r = engine_->generate(prompt, sp, lim, [&](std::string_view t) {
+      out += t;
+      return true;
+    }, stop);
+    EXPECT_TRUE(r) << r.error();
+    if (r && res) *res = *r;
+    return out;
+  }
+
+  static inline std::string path_;
+  static inline std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTest, ExposesMetadata) {
+  EXPECT_EQ(engine_->name(), "aifn-tiny");
+  EXPECT_EQ(engine_->n_vocab(), 512);
+  EXPECT_EQ(engine_->context_length(), 256);
+  EXPECT_EQ(engine_->config().arch, "llama");
+  std::vector<TokenId> ids = engine_->tokenize("the fox");
+  EXPECT_EQ(ids.front(), 1);
+  EXPECT_EQ(engine_->detokenize(std::span<const TokenId>(ids).subspan(1)), "the fox");
+}
+
+TEST_F(EngineTest, GreedyIsDeterministicAndSeededSamplingRepeats) {
+  std::vector<TokenId> prompt = engine_->tokenize("hello world");
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  GenerateResult r1, r2;
+  std::string a = run(prompt, greedy, 12, &r1), b = run(prompt, greedy, 12, &r2);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(r1.completion_tokens, 12);
+  EXPECT_EQ(r1.finish, FinishReason::kLength);
+  EXPECT_EQ(r1.prompt_tokens, int(prompt.size()));
+  SamplingParams sp;
+  sp.seed = 7;
+  EXPECT_EQ(run(prompt, sp, 12, nullptr), run(prompt, sp, 12, nullptr));
+}
+
+TEST_F(EngineTest, StopFlagAndCallbackEndGeneration) {
+  std::vector<TokenId> prompt = engine_->tokenize("hello");
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  std::atomic<bool> stop{true};
+  GenerateResult r;
+  run(prompt, greedy, 12, &r, &stop);
+  EXPECT_EQ(r.completion_tokens, 0);
+  int calls = 0;
+  GenerationLimits lim;
+  lim.max_tokens = 50;
+  lim.ignore_eos = true;
+  auto res = engine_->generate(prompt, greedy, lim, [&](std::string_view) { return ++calls < 3; });
+  ASSERT_TRUE(res);
+  EXPECT_EQ(calls, 3);
+  EXPECT_LT(res->completion_tokens, 50);
+}
+
+TEST_F(EngineTest, PromptLongerThanTheContextIsAnError) {
+  std::vector<TokenId> prompt(300, 5);
+  SamplingParams sp;
+  auto r = engine_->generate(prompt, sp, GenerationLimits{}, nullptr);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("context of 256"), std::string::npos) << r.error();
+  EXPECT_FALSE(engine_->generate({}, sp, GenerationLimits{}, nullptr));
+}
+
+TEST_F(EngineTest, ContextFullEndsWithLength) {
+  std::vector<TokenId> prompt(250, 300);
+  prompt[0] = 1;
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  GenerateResult r;
+  run(prompt, greedy, 100, &r);
+  EXPECT_EQ(r.finish, FinishReason::kLength);
+  EXPECT_LE(r.completion_tokens, 7);
+}
+
+}  // namespace
+}  // namespace aifn::engine

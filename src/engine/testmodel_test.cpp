@@ -1,0 +1,130 @@
+#include "engine/testmodel.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "engine/gguf.h"
+#include "engine/model.h"
+#include "engine/test_util.h"
+#include "engine/tokenizer.h"
+
+namespace aifn::engine {
+namespace {
+
+std::string tmp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("aifn-engine-test-" + std::to_string(::getpid()) + "-" + name))
+      .string();
+}
+
+struct TempFile {
+  std::string path;
+  ~TempFile() { std::filesystem::remove(path); }
+};
+
+tl::expected<std::shared_ptr<const Model>, std::string> load_bytes(const std::string& bytes) {
+  auto f = GgufFile::from_memory(bytes);
+  if (!f) return tl::unexpected(f.error());
+  return Model::load(std::shared_ptr<const GgufFile>(std::move(*f)));
+}
+
+TEST(TestModel, SameConfigGivesSameBytes) {
+  TestModelConfig c;
+  TempFile a{tmp_path("a.gguf")}, b{tmp_path("b.gguf")};
+  ASSERT_TRUE(write_test_model(c, a.path));
+  ASSERT_TRUE(write_test_model(c, b.path));
+  std::string x = testing::read_file(a.path), y = testing::read_file(b.path);
+  EXPECT_EQ(x, y);
+  EXPECT_LT(x.size(), size_t(2) << 20);
+  c.seed = 2;
+  ASSERT_TRUE(write_test_model(c, b.path));
+  EXPECT_NE(x, testing::read_file(b.path));
+}
+
+TEST(TestModel, EveryWeightTypeLoadsAndRuns) {
+  ThreadPool pool(2);
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K,
+                     GgmlType::Q5_K, GgmlType::Q6_K}) {
+    TestModelConfig c;
+    c.type = t;
+    c.tied = t == GgmlType::Q8_0;
+    if (type_traits(uint32_t(t))->block_size == 256) {
+      c.n_embd = 256;
+      c.n_ff = 512;
+      c.n_head = 4;
+      c.n_head_kv = 2;
+    }
+    TempFile f{tmp_path(std::string(type_name(uint32_t(t))) + ".gguf")};
+    auto w = write_test_model(c, f.path);
+    ASSERT_TRUE(w) << w.error();
+    auto g = GgufFile::open(f.path);
+    ASSERT_TRUE(g) << g.error();
+    EXPECT_EQ(c.tied, (*g)->find_tensor("output.weight") == nullptr);
+    std::shared_ptr<const GgufFile> file(std::move(*g));
+    auto m = Model::load(file);
+    ASSERT_TRUE(m) << type_name(uint32_t(t)) << ": " << m.error();
+    Session s(*m, pool, 32);
+    std::vector<int32_t> toks{1, 300, 301, 302, 40};
+    std::vector<float> logits;
+    ASSERT_TRUE(s.eval(toks, Logits::kAll, &logits));
+    ASSERT_EQ(logits.size(), toks.size() * size_t(c.n_vocab));
+    for (float v : logits) ASSERT_TRUE(std::isfinite(v)) << type_name(uint32_t(t));
+    // The vocabulary works with the GGUF's own tokenizer.
+    auto tok = Tokenizer::from_gguf(*file);
+    ASSERT_TRUE(tok) << tok.error();
+    std::vector<TokenId> ids = (*tok)->tokenize("hello world, the quick brown fox! é日", true);
+    EXPECT_EQ(ids.front(), 1);
+    EXPECT_LT(ids.size(), 34u);  // pieces merge: fewer tokens than the 41 bytes
+    auto back = (*tok)->detokenize(std::span<const TokenId>(ids).subspan(1));
+    ASSERT_TRUE(back);
+    EXPECT_EQ(*back, "hello world, the quick brown fox! é日");
+  }
+}
+
+TEST(TestModel, BadShapesAreRejected) {
+  TestModelConfig c;
+  c.type = GgmlType::Q4_K;  // 64 is not a multiple of 256
+  EXPECT_FALSE(write_test_model(c, tmp_path("bad.gguf")));
+  c = TestModelConfig{};
+  c.n_head = 5;
+  EXPECT_FALSE(write_test_model(c, tmp_path("bad.gguf")));
+}
+
+// Replaces the first occurrence of `from` with `to` (same length).
+std::string patched(std::string bytes, std::string_view from, std::string_view to) {
+  size_t at = bytes.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) bytes.replace(at, from.size(), to);
+  return bytes;
+}
+
+TEST(ModelLoad, ClearErrorsForBadModels) {
+  TempFile f{tmp_path("base.gguf")};
+  ASSERT_TRUE(write_test_model(TestModelConfig{}, f.path));
+  const std::string bytes = testing::read_file(f.path);
+  ASSERT_TRUE(load_bytes(bytes));
+
+  // general.architecture's value "llama" is the first occurrence.
+  auto arch = load_bytes(patched(bytes, "llama", "gpt99"));
+  ASSERT_FALSE(arch);
+  EXPECT_NE(arch.error().find("unsupported architecture 'gpt99'"), std::string::npos) << arch.error();
+
+  auto missing = load_bytes(patched(bytes, "blk.1.ffn_up.weight", "blk.1.ffn_up.weighx"));
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().find("missing tensor 'blk.1.ffn_up.weight'"), std::string::npos) << missing.error();
+
+  // feed_forward_length 192 -> 200: every FFN tensor now has the wrong shape.
+  std::string key = "llama.feed_forward_length";
+  std::string b = bytes;
+  size_t at = b.find(key);
+  ASSERT_NE(at, std::string::npos);
+  uint32_t v = 200;
+  std::memcpy(&b[at + key.size() + 4], &v, 4);
+  auto shape = load_bytes(b);
+  ASSERT_FALSE(shape);
+  EXPECT_NE(shape.error().find("has shape [64, 192]; expected [64, 200]"), std::string::npos) << shape.error();
+}
+
+}  // namespace
+}  // namespace aifn::engine
