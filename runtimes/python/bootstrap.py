@@ -11,7 +11,6 @@ its JSON-encoded return value; a generator handler streams what it yields.
 
 import base64
 import decimal
-import http.client
 import importlib
 import inspect
 import io
@@ -38,66 +37,130 @@ def _unbuffered_stdio():
                                             errors="backslashreplace", write_through=True))
 
 
-class _Connection(http.client.HTTPConnection):
-    # While a list, send() collects instead of sending: http.client writes a
-    # request's headers and body separately, and two packets cost the server
-    # an extra wake-up per call.
-    corked = None
+class _Connection:
+    """A persistent HTTP/1.1 connection, just enough for the Runtime API.
+
+    Written on the socket rather than with http.client: that parses every
+    answer's headers with the email package, which was most of this
+    bootstrap's per-call CPU. Not thread-safe: one per loop.
+    """
+
+    def __init__(self, host, port):
+        self._address = (host, port)
+        self._host_header = f"Host: {host}:{port}\r\n".encode("ascii")
+        self._sock = None
+        self._buf = bytearray()
+
+    def close(self):
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._buf.clear()
 
     def send(self, data):
-        if self.corked is not None:
-            self.corked.append(data)
-        else:
-            super().send(data)
+        if self._sock is None:
+            self._sock = socket.create_connection(self._address)
+            # Small streamed chunks must leave at once, not wait for an ACK.
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock.sendall(data)
 
-    def connect(self):
-        super().connect()
-        # Small streamed chunks must leave at once, not wait for an ACK.
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def head(self, method, path, headers):
+        """The request line and headers; `headers` is preformatted "Name: value\r\n" text."""
+        return b"%s %s HTTP/1.1\r\n%s%s\r\n" % (
+            method.encode("ascii"), path.encode("ascii"), self._host_header, headers.encode("latin-1"))
+
+    def _fill(self):
+        data = self._sock.recv(65536)
+        if not data:
+            raise ConnectionResetError("the Runtime API closed the connection")
+        self._buf += data
+
+    def _take(self, n):
+        while len(self._buf) < n:
+            self._fill()
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
+    def _line(self):
+        while (end := self._buf.find(b"\r\n")) < 0:
+            self._fill()
+        line = bytes(self._buf[:end])
+        del self._buf[:end + 2]
+        return line
+
+    def read_response(self):
+        """Returns (status, headers with lower-case names, body bytes)."""
+        while (end := self._buf.find(b"\r\n\r\n")) < 0:
+            self._fill()
+        lines = self._buf[:end].decode("latin-1").split("\r\n")
+        del self._buf[:end + 4]
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if "content-length" in headers:
+            body = self._take(int(headers["content-length"]))
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            parts = []
+            while (size := int(self._line().split(b";", 1)[0], 16)) > 0:
+                parts.append(self._take(size))
+                self._take(2)
+            while self._line():
+                pass  # trailers: none expected from the Runtime API
+            body = b"".join(parts)
+        elif status in (204, 304) or status < 200:
+            body = b""
+        else:  # no length: the body runs to the end of the connection
+            while True:
+                data = self._sock.recv(65536)
+                if not data:
+                    break
+                self._buf += data
+            body = bytes(self._buf)
+            headers["connection"] = "close"
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, headers, body
 
 
 class RuntimeClient:
-    """One persistent HTTP/1.1 connection to the Runtime API; one per thread."""
+    """One persistent connection to the Runtime API; one per thread."""
 
     def __init__(self, host, port):
         self._conn = _Connection(host, port)
 
-    def _exchange(self, method, path, body=None, headers=None):
+    def _exchange(self, method, path, body=b"", headers=""):
+        conn = self._conn
+        request = conn.head(method, path, headers) + body
         # A keep-alive socket the server closed shows up only on reuse: retry once.
         for attempt in (0, 1):
-            conn = self._conn
             try:
-                conn.corked = []
-                try:
-                    conn.request(method, path, body=body, headers=headers or {})
-                finally:
-                    data, conn.corked = b"".join(conn.corked), None
-                conn.send(data)
-                resp = conn.getresponse()
-                return resp, resp.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.send(request)
+                return conn.read_response()
+            except (BrokenPipeError, ConnectionResetError):
                 conn.close()
                 if attempt:
                     raise
         raise AssertionError("unreachable")
 
     def next(self):
-        resp, body = self._exchange("GET", BASE + "/invocation/next")
-        request_id = resp.getheader("Lambda-Runtime-Aws-Request-Id")
-        if resp.status != 200 or not request_id:
-            raise RuntimeError(f"/next answered {resp.status} without a request id")
-        return request_id, resp, body
+        """Long-polls for the next call: (request id, headers, event bytes)."""
+        status, headers, body = self._exchange("GET", BASE + "/invocation/next")
+        request_id = headers.get("lambda-runtime-aws-request-id")
+        if status != 200 or not request_id:
+            raise RuntimeError(f"/next answered {status} without a request id")
+        return request_id, headers, body
 
-    def post_json(self, path, payload, headers=None):
+    def post_json(self, path, payload, extra_headers=""):
         data = payload.encode("utf-8")
-        all_headers = {"Content-Type": "application/json", "Content-Length": str(len(data))}
-        if headers:
-            all_headers.update(headers)
-        self._exchange("POST", path, data, all_headers)
+        self._exchange("POST", path, data,
+                       f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n{extra_headers}")
 
     def post_error(self, path, exc):
         body = error_body(exc)
-        self.post_json(path, json.dumps(body), {TRAILER_TYPE: _header_safe(body["errorType"])})
+        self.post_json(path, json.dumps(body), f"{TRAILER_TYPE}: {_header_safe(body['errorType'])}\r\n")
 
     def stream(self, request_id, chunks, content_type_of):
         """Sends each item of `chunks` as one HTTP chunk as soon as it is yielded.
@@ -123,7 +186,7 @@ class RuntimeClient:
                 trailers = (f"{TRAILER_TYPE}: {_header_safe(body['errorType'])}\r\n"
                             f"{TRAILER_BODY}: {_b64(json.dumps(body))}\r\n")
                 conn.send(b"0\r\n" + trailers.encode("ascii") + b"\r\n")
-                conn.getresponse().read()
+                conn.read_response()
                 return
             if not data:
                 continue  # a zero-length chunk would end the body
@@ -134,16 +197,14 @@ class RuntimeClient:
         if not started:
             self._start_stream(path, content_type_of(None))
         conn.send(b"0\r\n\r\n")
-        conn.getresponse().read()
+        conn.read_response()
 
     def _start_stream(self, path, content_type):
-        conn = self._conn
-        conn.putrequest("POST", path, skip_accept_encoding=True)
-        conn.putheader("Lambda-Runtime-Function-Response-Mode", "streaming")
-        conn.putheader("Transfer-Encoding", "chunked")
-        conn.putheader("Content-Type", content_type)
-        conn.putheader("Trailer", f"{TRAILER_TYPE}, {TRAILER_BODY}")
-        conn.endheaders()
+        self._conn.send(self._conn.head("POST", path, (
+            "Lambda-Runtime-Function-Response-Mode: streaming\r\n"
+            "Transfer-Encoding: chunked\r\n"
+            f"Content-Type: {_header_safe(content_type)}\r\n"
+            f"Trailer: {TRAILER_TYPE}, {TRAILER_BODY}\r\n")))
 
 
 def _b64(text):
@@ -213,13 +274,13 @@ class LambdaContext:
         self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
         self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
         self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
-        self.invoked_function_arn = headers.get("Lambda-Runtime-Invoked-Function-Arn")
-        self.trace_id = headers.get("Lambda-Runtime-Trace-Id")
-        self.identity = _json_or_none(headers.get("Lambda-Runtime-Cognito-Identity"))
-        self.client_context = _json_or_none(headers.get("Lambda-Runtime-Client-Context"))
+        self.invoked_function_arn = headers.get("lambda-runtime-invoked-function-arn")
+        self.trace_id = headers.get("lambda-runtime-trace-id")
+        self.identity = _json_or_none(headers.get("lambda-runtime-cognito-identity"))
+        self.client_context = _json_or_none(headers.get("lambda-runtime-client-context"))
         # Lambda Runtime API: the deadline header is epoch milliseconds.
-        self._deadline_ms = int(headers.get("Lambda-Runtime-Deadline-Ms") or 0)
-        self.aifn = AifnContext(headers.get("Aifn-Invocation-Token"), env.get("AIFN_MODELS_URL"))
+        self._deadline_ms = int(headers.get("lambda-runtime-deadline-ms") or 0)
+        self.aifn = AifnContext(headers.get("aifn-invocation-token"), env.get("AIFN_MODELS_URL"))
         self.content_type = None
 
     def get_remaining_time_in_millis(self):
@@ -261,7 +322,7 @@ def load_handler():
     return handler
 
 
-def invoke(client, handler, request_id, resp, body):
+def invoke(client, handler, request_id, headers, body):
     base = f"{BASE}/invocation/{request_id}"
     try:
         event = json.loads(body) if body else None
@@ -269,7 +330,7 @@ def invoke(client, handler, request_id, resp, body):
         exc.error_type = "Runtime.UnmarshalError"
         client.post_error(base + "/error", exc)
         return
-    context = LambdaContext(request_id, resp.headers)
+    context = LambdaContext(request_id, headers)
     try:
         result = handler(event, context)
         if inspect.isgenerator(result):
@@ -288,8 +349,8 @@ def invoke(client, handler, request_id, resp, body):
 def loop(host, port, handler):
     client = RuntimeClient(host, port)
     while True:
-        request_id, resp, body = client.next()
-        invoke(client, handler, request_id, resp, body)
+        request_id, headers, body = client.next()
+        invoke(client, handler, request_id, headers, body)
 
 
 def main():
