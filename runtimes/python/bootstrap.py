@@ -190,21 +190,21 @@ class RuntimeClient:
                 return
             if not data:
                 continue  # a zero-length chunk would end the body
+            chunk = b"%x\r\n%b\r\n" % (len(data), data)
             if not started:
-                self._start_stream(path, content_type_of(item))
+                chunk = self._stream_head(path, content_type_of(item)) + chunk
                 started = True
-            conn.send(b"%x\r\n%b\r\n" % (len(data), data))
-        if not started:
-            self._start_stream(path, content_type_of(None))
-        conn.send(b"0\r\n\r\n")
+            conn.send(chunk)
+        last = b"0\r\n\r\n"
+        conn.send(last if started else self._stream_head(path, content_type_of(None)) + last)
         conn.read_response()
 
-    def _start_stream(self, path, content_type):
-        self._conn.send(self._conn.head("POST", path, (
+    def _stream_head(self, path, content_type):
+        return self._conn.head("POST", path, (
             "Lambda-Runtime-Function-Response-Mode: streaming\r\n"
             "Transfer-Encoding: chunked\r\n"
             f"Content-Type: {_header_safe(content_type)}\r\n"
-            f"Trailer: {TRAILER_TYPE}, {TRAILER_BODY}\r\n")))
+            f"Trailer: {TRAILER_TYPE}, {TRAILER_BODY}\r\n"))
 
 
 def _b64(text):
