@@ -66,6 +66,7 @@ struct Server {
   std::uint64_t max_header = 16 * 1024;  // [limits] max_header
   Millis shutdown_grace{10'000};         // [limits] shutdown_grace
   int io_threads = 1;
+  Millis sse_heartbeat{15'000};  // [limits] sse_heartbeat: ": ping" after this much stream silence
   std::string cgroup_root;  // [instances] cgroup_root: "" = pick automatically
   std::vector<Provider> providers;
   std::vector<ModelRoute> models;

@@ -1,0 +1,57 @@
+# aifn — the two commands of the Quick start are `make run` and `make test`.
+# Everything installs what it needs first (scripts/bootstrap.sh, quick when done).
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+PORT ?= 8080
+
+.PHONY: all bootstrap build build-asan run test test-unit test-asan test-e2e bench fuzz clean model
+
+all: build
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+$(BUILD)/CMakeCache.txt: | bootstrap
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: bootstrap $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+# The default model for `make run`: a tiny random-weight llama GGUF made by
+# our own generator. Its text is noise; see docs/MODELS.md for real models.
+model: build
+	@mkdir -p models
+	@[ -f models/tiny.gguf ] || $(BUILD)/aifn-gen-model --out models/tiny.gguf --type q8_0 --seed 1
+
+run: build model
+	@bash scripts/run-examples.sh $(BUILD) $(PORT)
+
+build-asan: bootstrap
+	@[ -f $(ASAN_BUILD)/CMakeCache.txt ] || cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DAIFN_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) --target aifn_unit_tests -j$(JOBS)
+
+test-unit: build
+	cd $(BUILD) && ctest -L unit --output-on-failure -j$(JOBS)
+
+test-asan: build-asan
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest -L unit --output-on-failure -j$(JOBS)
+
+test-e2e: build
+	cd $(BUILD) && ctest -L e2e --output-on-failure
+
+# Every test: unit tests, end-to-end tests against the real server and real
+# Node/Python processes, then the unit tests again under ASan + UBSan.
+test: build build-asan
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest -L unit --output-on-failure -j$(JOBS)
+
+bench: build
+	@bash bench/run_all.sh $(BUILD)
+
+fuzz: bootstrap
+	@bash scripts/fuzz.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

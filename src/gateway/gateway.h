@@ -1,0 +1,53 @@
+// aifn::gateway — the public HTTP API (DESIGN.md §6): routes requests to
+// function invocation, admin, health and metrics handlers. Input is checked
+// (size, JSON depth, schema) before a function's pool is asked for an
+// instance, so bad input never pays for a cold start. Every response
+// carries X-Request-Id; every call is metered and counted.
+// io thread only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "config/config.h"
+#include "functions/registry.h"
+#include "gateway/log_store.h"
+#include "gateway/metrics.h"
+#include "http/server.h"
+#include "metering/metering.h"
+#include "store/store.h"
+
+namespace aifn::gateway {
+
+struct GatewayDeps {
+  const config::Server& config;
+  functions::Registry& registry;
+  store::Store& store;
+  metering::Meter& meter;
+  LogStore& logs;
+};
+
+class Gateway {
+ public:
+  explicit Gateway(GatewayDeps deps) : d_(deps) {}
+  boost::asio::awaitable<void> handle(http::Exchange& ex);
+  Metrics& metrics() { return metrics_; }
+
+ private:
+  boost::asio::awaitable<void> invoke(http::Exchange& ex, const std::string& name);
+  boost::asio::awaitable<void> admin(http::Exchange& ex, std::string_view rest);
+  boost::asio::awaitable<void> admin_logs(http::Exchange& ex, const std::string& name);
+  boost::asio::awaitable<void> ready(http::Exchange& ex);
+
+  GatewayDeps d_;
+  Metrics metrics_;
+};
+
+// A request id from the client when it is sane, else a new one.
+std::string request_id_for(std::string_view client_value);
+std::string new_request_id();
+
+}  // namespace aifn::gateway

@@ -1,0 +1,132 @@
+#include "gateway/serve.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "functions/registry.h"
+#include "gateway/gateway.h"
+#include "runtime/process.h"
+
+namespace aifn::gateway {
+namespace fs = std::filesystem;
+namespace net = boost::asio;
+
+std::string find_runtimes_dir() {
+  if (const char* env = std::getenv("AIFN_RUNTIMES_DIR"); env && *env) return env;
+  std::error_code ec;
+  auto exe = fs::read_symlink("/proc/self/exe", ec);
+  for (auto dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
+    if (fs::exists(dir / "runtimes" / "node" / "bootstrap.js")) return (dir / "runtimes").string();
+    if (fs::exists(dir / "share" / "aifn" / "runtimes")) return (dir / "share" / "aifn" / "runtimes").string();
+  }
+  return "runtimes";
+}
+
+int run_server(const config::Server& cfg) {
+  std::error_code ec;
+  fs::create_directories(cfg.data_dir, ec);
+  if (ec) {
+    spdlog::critical("cannot create the data dir {}: {}", cfg.data_dir, ec.message());
+    return 1;
+  }
+  std::string store_url = cfg.store.empty() ? "sqlite:" + cfg.data_dir + "/aifn.db" : cfg.store;
+  auto store = store::open_store(store_url);
+  if (!store) {
+    spdlog::critical("cannot open the store: {}", store.error().message);
+    return 1;
+  }
+  metering::Meter meter(**store);
+
+  net::io_context io(1);
+  runtime::ChildReaper reaper(io);
+  auto listen = http::split_host_port(cfg.listen);
+  if (!listen) {
+    spdlog::critical("listen: {}", listen.error().message);
+    return 1;
+  }
+  runtime::RuntimeContext ctx{io, reaper};
+  ctx.runtimes_dir = find_runtimes_dir();
+  ctx.node_path = runtime::resolve_interpreter("node", "-e 'process.stdout.write(process.execPath)'");
+  ctx.python_path = runtime::resolve_interpreter("python3", "-c 'import sys; print(sys.executable)'");
+  ctx.sse_heartbeat = cfg.sse_heartbeat;
+  ctx.cgroup = runtime::CgroupRoot::detect(cfg.cgroup_root);
+  if (ctx.cgroup)
+    spdlog::info("event=memory_limits mode=cgroup_v{} path={}", ctx.cgroup->version(), ctx.cgroup->path());
+  else
+    spdlog::warn("event=memory_limits mode=rlimit reason=\"no writable memory cgroup; Node functions run without a memory limit\"");
+
+  LogStore logs;
+  ctx.log_sink = [&logs](runtime::LogLine l) { logs.add(std::move(l)); };
+
+  functions::Registry registry(ctx, cfg.data_dir, cfg.max_request);
+  http::ServerOptions opts;
+  opts.max_header = cfg.max_header;
+  opts.read_timeout = cfg.idle_read_timeout;
+  opts.idle_timeout = cfg.idle_read_timeout;
+  Gateway gateway({cfg, registry, **store, meter, logs});
+  http::Server server(io, opts, [&gateway](http::Exchange& ex) { return gateway.handle(ex); });
+  if (auto r = server.listen(listen->first, listen->second); !r) {
+    spdlog::critical("{}", r.error().message);
+    return 1;
+  }
+  ctx.models_url = fmt::format("http://127.0.0.1:{}/v1", server.port());
+
+  try {
+    if (fs::is_directory(cfg.functions_dir)) registry.load_dir(cfg.functions_dir);
+    else if (cfg.functions_dir_set) throw config::ConfigError(cfg.functions_dir, 0, "functions_dir", "no such folder");
+    registry.load_deployed();
+  } catch (const config::ConfigError& e) {
+    spdlog::critical("{}", e.what());
+    registry.stop_all();
+    return 1;
+  }
+  spdlog::info("event=listening url=http://{}:{} functions={} data_dir={} runtimes={}", listen->first, server.port(),
+               registry.all().size(), cfg.data_dir, ctx.runtimes_dir);
+
+  // Graceful stop: no new connections, idle ones closed, calls in flight get
+  // up to shutdown_grace, then every instance is killed and reaped.
+  net::signal_set signals(io, SIGINT, SIGTERM);
+  net::steady_timer grace(io);
+  auto deadline = std::make_shared<std::chrono::steady_clock::time_point>();
+  std::function<void()> wait_drain;
+  std::function<void()> wait_reaped;
+  int reap_polls = 0;
+  wait_reaped = [&] {
+    if (reaper.watched() == 0 || ++reap_polls > 100) {
+      meter.flush();
+      io.stop();
+      return;
+    }
+    grace.expires_after(std::chrono::milliseconds(20));
+    grace.async_wait([&](boost::system::error_code) { wait_reaped(); });
+  };
+  wait_drain = [&] {
+    if (server.active_requests() == 0 || std::chrono::steady_clock::now() >= *deadline) {
+      registry.stop_all();
+      server.close_all();
+      wait_reaped();
+      return;
+    }
+    grace.expires_after(std::chrono::milliseconds(20));
+    grace.async_wait([&](boost::system::error_code) { wait_drain(); });
+  };
+  signals.async_wait([&](boost::system::error_code e, int sig) {
+    if (e) return;
+    spdlog::info("event=shutdown signal={} in_flight={}", sig, server.active_requests());
+    server.stop();
+    *deadline = std::chrono::steady_clock::now() + cfg.shutdown_grace;
+    wait_drain();
+  });
+  io.run();
+  if (ctx.cgroup) ctx.cgroup->remove();
+  spdlog::info("event=stopped");
+  return 0;
+}
+
+}  // namespace aifn::gateway

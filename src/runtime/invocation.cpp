@@ -1,0 +1,86 @@
+#include "runtime/instance.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <fmt/format.h>
+
+namespace aifn::runtime {
+namespace net = boost::asio;
+
+// Chunks a slow client has not taken yet before the function is held back.
+constexpr std::size_t kEventBacklog = 64;
+
+Invocation::Invocation(net::any_io_executor ex, std::string id_, std::string event_, Millis timeout_)
+    : id(std::move(id_)), event(std::move(event_)), timeout(timeout_), events_(ex, kEventBacklog), deadline_(ex) {}
+
+Invocation::~Invocation() = default;
+
+net::awaitable<CallEvent> Invocation::next_event() {
+  auto ev = co_await events_.pop();
+  if (!ev) co_return CallEvent{EventKind::failed, {}, Error(ErrorType::internal, "the call ended without an answer")};
+  co_return std::move(*ev);
+}
+
+void Invocation::deliver(CallEvent ev) {
+  if (ended_) return;
+  last_output_ = Clock::now();
+  events_.push(std::move(ev));
+}
+
+net::awaitable<bool> Invocation::deliver_wait(CallEvent ev) {
+  if (ended_) co_return false;
+  last_output_ = Clock::now();
+  co_return co_await events_.push_wait(std::move(ev));
+}
+
+void Invocation::start_heartbeat(Millis every) {
+  if (!heartbeat_) heartbeat_ = std::make_unique<net::steady_timer>(deadline_.get_executor());
+  heartbeat_->expires_at(last_output_ + every);
+  heartbeat_->async_wait([w = weak_from_this(), every](boost::system::error_code ec) {
+    auto self = w.lock();
+    if (ec || !self || self->ended_) return;
+    if (Clock::now() - self->last_output_ >= every) self->deliver({EventKind::chunk, ": ping\n\n", {}});
+    self->start_heartbeat(every);
+  });
+}
+
+std::int64_t Invocation::exec_ms() const {
+  if (exec_started == Clock::time_point{}) return 0;
+  auto end = finished == Clock::time_point{} ? Clock::now() : finished;
+  return std::chrono::duration_cast<Millis>(end - exec_started).count();
+}
+
+void Invocation::start_deadline() {
+  exec_started = Clock::now();
+  deadline_epoch_ms = std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count() +
+                      timeout.count();
+  deadline_.expires_after(timeout);
+  deadline_.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+    auto self = w.lock();
+    if (ec || !self || self->ended_) return;
+    self->abort(Error(ErrorType::timeout, fmt::format("the function did not finish within its timeout of {}",
+                                                      format_duration(self->timeout))));
+  });
+}
+
+void Invocation::end(std::optional<Error> why) {
+  if (ended_) return;
+  ended_ = true;
+  finished = Clock::now();
+  deadline_.cancel();
+  if (heartbeat_) heartbeat_->cancel();
+  if (why) events_.push({EventKind::failed, {}, std::move(*why)});
+  events_.close();
+  if (auto inst = std::move(instance_)) inst->finish(*this);
+  pool_.reset();
+}
+
+void Invocation::abort(Error why) {
+  if (ended_) return;
+  auto inst = instance_;  // end() lets go of it
+  bool kill = taken_;     // a call still in the queue has not reached the process
+  end(why);
+  if (inst && kill) inst->kill(std::move(why));
+}
+
+}  // namespace aifn::runtime

@@ -1,0 +1,158 @@
+#include "runtime/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace aifn::runtime {
+namespace {
+
+// Writes a decimal number with async-signal-safe calls only (after fork).
+void write_pid(int fd, pid_t pid) {
+  char buf[24];
+  int n = 0;
+  char tmp[24];
+  do {
+    tmp[n++] = static_cast<char>('0' + pid % 10);
+    pid /= 10;
+  } while (pid > 0);
+  for (int i = 0; i < n; ++i) buf[i] = tmp[n - 1 - i];
+  buf[n++] = '\n';
+  (void)!::write(fd, buf, n);
+}
+
+[[noreturn]] void child_fail(const char* what) {
+  const char* msg = "aifn: instance start failed: ";
+  (void)!::write(2, msg, std::strlen(msg));
+  (void)!::write(2, what, std::strlen(what));
+  (void)!::write(2, ": ", 2);
+  const char* e = std::strerror(errno);
+  (void)!::write(2, e, std::strlen(e));
+  (void)!::write(2, "\n", 1);
+  ::_exit(127);
+}
+
+}  // namespace
+
+Expected<pid_t> spawn_process(const SpawnSpec& spec) {
+  if (spec.argv.empty()) return fail(ErrorType::internal, "nothing to start: empty command line");
+  // Everything the child needs is prepared before fork: after it, only
+  // async-signal-safe calls are allowed (the server has other threads).
+  std::vector<char*> argv, envp;
+  for (auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  std::string exe = spec.argv[0];
+  if (exe.find('/') == std::string::npos) {
+    for (const char* dir : {"/usr/local/bin", "/usr/bin", "/bin"}) {
+      auto cand = std::string(dir) + "/" + exe;
+      if (::access(cand.c_str(), X_OK) == 0) {
+        exe = cand;
+        break;
+      }
+    }
+  }
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return fail(ErrorType::unavailable, fmt::format("fork failed: {}", std::strerror(e)));
+  }
+  if (pid == 0) {
+    // Child: default signal dispositions, unblocked.
+    for (int s = 1; s < NSIG; ++s) ::signal(s, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::setpgid(0, 0);
+    if (!spec.cgroup_procs.empty()) {
+      int fd = ::open(spec.cgroup_procs.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) child_fail("joining the memory cgroup");
+      write_pid(fd, ::getpid());
+      ::close(fd);
+    }
+    if (spec.rlimit_as) {
+      struct rlimit rl{*spec.rlimit_as, *spec.rlimit_as};
+      ::setrlimit(RLIMIT_AS, &rl);
+    }
+    int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, 0);
+    if (spec.stdout_fd >= 0) ::dup2(spec.stdout_fd, 1);
+    if (spec.stderr_fd >= 0) ::dup2(spec.stderr_fd, 2);
+    // Close everything else the server holds (sockets, the store, pipes).
+    ::syscall(SYS_close_range, 3u, ~0u, 0u);
+    if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) child_fail("entering the function folder");
+    ::execve(exe.c_str(), argv.data(), envp.data());
+    child_fail(argv[0]);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::setpgid(pid, pid);  // also from the parent, so kill_group works at once
+  return pid;
+}
+
+void kill_group(pid_t pgid) {
+  if (pgid > 0) ::kill(-pgid, SIGKILL);
+}
+
+ChildReaper::ChildReaper(boost::asio::io_context& io) : signals_(io, SIGCHLD) { arm(); }
+
+void ChildReaper::watch(pid_t pid, std::function<void(int)> on_exit) {
+  callbacks_[pid] = std::move(on_exit);
+  // The child may have exited before we watched it.
+  reap();
+}
+
+void ChildReaper::arm() {
+  signals_.async_wait([this](boost::system::error_code ec, int) {
+    if (ec) return;
+    reap();
+    arm();
+  });
+}
+
+void ChildReaper::reap() {
+  // SIGCHLDs coalesce: reap every child that is ready, but only ours, so
+  // processes started elsewhere (none today) are left to their owner.
+  std::vector<std::pair<std::function<void(int)>, int>> done;
+  for (auto it = callbacks_.begin(); it != callbacks_.end();) {
+    int status = 0;
+    pid_t r = ::waitpid(it->first, &status, WNOHANG);
+    if (r == it->first || (r < 0 && errno == ECHILD)) {
+      done.emplace_back(std::move(it->second), r < 0 ? 0 : status);
+      it = callbacks_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [cb, status] : done) cb(status);
+}
+
+std::string resolve_interpreter(const std::string& name, const std::string& probe_args) {
+  std::string cmd = name + " " + probe_args + " 2>/dev/null";
+  std::array<char, 4096> buf{};
+  std::string out;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    while (std::fgets(buf.data(), buf.size(), p)) out += buf.data();
+    ::pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  if (!out.empty() && out.front() == '/' && ::access(out.c_str(), X_OK) == 0) return out;
+  return name;
+}
+
+}  // namespace aifn::runtime

@@ -1,0 +1,156 @@
+// Deploys, usage records, logs and the CLI against a real server.
+#include <future>
+
+#include "fixtures.h"
+#include "functions/archive.h"
+
+namespace aifn::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string run_cli(const std::string& args) {
+  std::string out;
+  if (FILE* p = ::popen((binary() + " " + args + " 2>&1").c_str(), "r")) {
+    char buf[4096];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    ::pclose(p);
+  }
+  return out;
+}
+
+TEST(Admin, UsageRowsMatchTheCallsMade) {
+  FunctionsDir fns({{"metered", "memory = \"128MiB\"\n"}, {"other", ""}});
+  Server s(fns.path());
+  for (int i = 0; i < 5; ++i) s.post("/fn/metered", "{}");
+  s.post("/fn/metered", R"({"throw":"x"})");
+  s.post("/fn/metered", "{bad json");
+  s.post("/fn/other", "{}");
+  auto rows = json(s.get("/admin/usage?group_by=function").body).at("rows").as_array();
+  ASSERT_EQ(rows.size(), 2u);
+  auto& m = rows[0].at("function").as_string() == "metered" ? rows[0] : rows[1];
+  EXPECT_EQ(m.at("calls").as_int64(), 7);
+  EXPECT_EQ(m.at("errors").as_int64(), 2);
+  EXPECT_EQ(m.at("cold_starts").as_int64(), 1);
+  EXPECT_GT(m.at("gb_seconds").as_double(), 0);
+  EXPECT_GT(m.at("cost").as_double(), 0);
+  auto cli = run_cli("usage --server " + s.url(""));
+  EXPECT_NE(cli.find("metered"), std::string::npos) << cli;
+}
+
+TEST(Admin, DeployInstallsANewVersionWhileCallsFinishOnTheOld) {
+  FunctionsDir fns({{"versioned", ""}});
+  Server s(fns.path());
+  auto old_call = std::async(std::launch::async, [&] { return s.post("/fn/versioned", R"({"sleep_ms":800})"); });
+  ASSERT_TRUE(eventually([&] { return instance_count(s, "versioned") == 1; }, 5s));
+  std::this_thread::sleep_for(300ms);
+  // Version 2 answers differently.
+  auto v2 = fns.path() / "v2";
+  write_function(v2, "name = \"versioned\"\nruntime = \"node\"\nhandler = \"index.handler\"\n",
+                 {{"index.js", "exports.handler = async () => ({version: 2});"}});
+  auto out = run_cli("deploy " + v2.string() + " --server " + s.url(""));
+  EXPECT_NE(out.find("deployed versioned version 2"), std::string::npos) << out;
+  auto fresh = s.post("/fn/versioned", "{}");
+  EXPECT_EQ(fresh.body, R"({"version":2})");
+  auto old = old_call.get();
+  EXPECT_EQ(old.status, 200);
+  EXPECT_TRUE(json(old.body).as_object().contains("pid")) << old.body;  // answered by version 1
+  auto info = json(s.get("/admin/functions/versioned").body);
+  EXPECT_EQ(info.at("version").as_string(), "2");
+}
+
+TEST(Admin, DeployedVersionSurvivesARestart) {
+  FunctionsDir fns({});
+  fs::create_directories(fns.path());
+  auto src = fns.path() / "src";
+  write_function(src, "name = \"kept\"\nruntime = \"node\"\nhandler = \"index.handler\"\n",
+                 {{"index.js", "exports.handler = async () => 'kept';"}});
+  auto tar = functions::create_tar_gz(src.string());
+  ASSERT_TRUE(tar);
+  fs::path data;
+  {
+    Server s(fns.path() / "none-here");
+    auto r = http::fetch({.method = "PUT", .url = s.url("/admin/functions/kept"), .body = *tar});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(s.post("/fn/kept", "{}").body, "\"kept\"");
+    data = s.data_dir();
+    s.stop();
+    // Keep the data dir for the second server.
+    fs::copy(data, data.string() + "-copy", fs::copy_options::recursive);
+  }
+  Server s2(fns.path() / "none-here", {"--data", data.string() + "-copy"});
+  EXPECT_EQ(s2.post("/fn/kept", "{}").body, "\"kept\"");
+  fs::remove_all(data.string() + "-copy");
+}
+
+TEST(Admin, DeployRefusesBadManifestsAndNames) {
+  FunctionsDir fns({});
+  fs::create_directories(fns.path());
+  Server s(fns.path());
+  auto src = fns.path() / "bad";
+  write_function(src, "name = \"bad\"\nruntime = \"cobol\"\nhandler = \"x\"\n", {});
+  auto tar = functions::create_tar_gz(src.string());
+  auto r = http::fetch({.method = "PUT", .url = s.url("/admin/functions/bad"), .body = *tar});
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("runtime"), std::string::npos) << r->body;
+  r = http::fetch({.method = "PUT", .url = s.url("/admin/functions/other-name"), .body = *tar});
+  EXPECT_EQ(r->status, 400);
+  r = http::fetch({.method = "PUT", .url = s.url("/admin/functions/x"), .body = "not a tarball"});
+  EXPECT_EQ(r->status, 400);
+}
+
+TEST(Admin, LogsAreKeptPerCallAndShownByTheCli) {
+  FunctionsDir fns({{"chatty", ""}});
+  Server s(fns.path());
+  auto r = s.post("/fn/chatty", R"({"log":"hello from the function"})");
+  auto rid = r.header("x-request-id");
+  ASSERT_TRUE(eventually([&] {
+    return s.get("/admin/logs/chatty").body.find("hello from the function") != std::string::npos;
+  }, 3s));
+  auto logs = s.get("/admin/logs/chatty").body;
+  EXPECT_NE(logs.find(rid), std::string::npos) << logs;
+  auto cli = run_cli("logs chatty --server " + s.url(""));
+  EXPECT_NE(cli.find("hello from the function"), std::string::npos) << cli;
+  EXPECT_NE(cli.find(rid), std::string::npos) << cli;
+}
+
+TEST(Admin, CliInvokesAndStreams) {
+  FunctionsDir fns({{"probe-node", ""}, {"stream", "", "node", "index.stream"}});
+  Server s(fns.path());
+  auto out = run_cli("invoke probe-node -d '{\"x\":7}' --server " + s.url(""));
+  EXPECT_NE(out.find("\"x\":7"), std::string::npos) << out;
+  out = run_cli("invoke stream -d '{\"chunks\":3,\"gap_ms\":10}' --stream --server " + s.url(""));
+  EXPECT_EQ(out, "chunk0\nchunk1\nchunk2\n");
+  out = run_cli("invoke nope --server " + s.url(""));
+  EXPECT_NE(out.find("404 not_found"), std::string::npos) << out;
+  EXPECT_NE(run_cli("version").find("aifn "), std::string::npos);
+}
+
+TEST(Admin, BadManifestStopsStartupNamingFileLineAndKey) {
+  FunctionsDir fns({{"broken", "timeout = \"soon\"\n"}});
+  auto out = run_cli("serve --listen 127.0.0.1:0 --data " + (fns.path() / "data").string() + " --functions " +
+                     fns.path().string());
+  EXPECT_NE(out.find("broken/function.toml:4"), std::string::npos) << out;
+  EXPECT_NE(out.find("timeout"), std::string::npos) << out;
+}
+
+TEST(Admin, OfficialAwsLambdaRicRunsANodeFunctionUnchanged) {
+  auto ric = fs::path(source_dir()) / "tests/node/node_modules/aws-lambda-ric/index.mjs";
+  if (!fs::exists(ric)) GTEST_SKIP() << "aws-lambda-ric did not install (npm); see docs/FUNCTIONS.md";
+  FunctionsDir fns({});
+  fs::create_directories(fns.path());
+  auto dir = fns.path() / "ric";
+  write_function(dir,
+                 "name = \"ric\"\nruntime = \"exec\"\nhandler = \"node " + ric.string() +
+                     "\"\nenv = { _HANDLER = \"index.handler\" }\n",
+                 {{"index.js", "exports.handler = async (e, ctx) => ({hello: e.name, id: ctx.awsRequestId});"}});
+  Server s(fns.path());
+  auto r = s.post("/fn/ric", R"({"name":"Ada"})");
+  ASSERT_EQ(r.status, 200) << r.body << s.log();
+  EXPECT_EQ(json(r.body).at("hello").as_string(), "Ada");
+  EXPECT_EQ(json(r.body).at("id").as_string(), r.header("x-request-id"));
+}
+
+}  // namespace
+}  // namespace aifn::e2e

@@ -1,0 +1,144 @@
+// Instances over their life: scale to zero, min_instances, deadlines,
+// crashes, memory limits, spreading load, cancellation and shutdown.
+#include <sys/socket.h>
+
+#include <future>
+#include <set>
+
+#include "fixtures.h"
+
+namespace aifn::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+
+int instance_pid(Server& s, const std::string& fn) {
+  auto arr = json(s.get("/admin/functions/" + fn + "/instances").body).at("instances").as_array();
+  return arr.empty() ? -1 : static_cast<int>(arr[0].at("pid").as_int64());
+}
+
+TEST(Lifecycle, ScalesToZeroAfterIdleTimeout) {
+  FunctionsDir fns({{"idle", "idle_timeout = \"300ms\"\n"}});
+  Server s(fns.path());
+  auto r = s.post("/fn/idle", "{}");
+  int pid = json_int(r.body, "pid");
+  EXPECT_EQ(instance_count(s, "idle"), 1u);
+  EXPECT_TRUE(eventually([&] { return instance_count(s, "idle") == 0; }, 3s));
+  EXPECT_TRUE(eventually([&] { return !process_alive(pid); }, 2s));
+  // The next call is a cold start again.
+  EXPECT_EQ(s.post("/fn/idle", "{}").header("x-aifn-cold-start"), "true");
+}
+
+TEST(Lifecycle, MinInstancesAreStartedAtBootAndKept) {
+  FunctionsDir fns({{"warm", "min_instances = 1\nidle_timeout = \"200ms\"\n"}});
+  Server s(fns.path());
+  ASSERT_TRUE(eventually([&] { return instance_count(s, "warm") == 1; }, 5s));
+  // Give it time to become ready, then idle well past idle_timeout.
+  std::this_thread::sleep_for(900ms);
+  EXPECT_EQ(instance_count(s, "warm"), 1u);
+  auto r = s.post("/fn/warm", "{}");
+  EXPECT_EQ(r.header("x-aifn-cold-start"), "false") << r.body;
+}
+
+TEST(Lifecycle, DeadlineKillsTheWholeProcessGroupWith504) {
+  FunctionsDir fns({{"deadline", "timeout = \"500ms\"\n"}});
+  Server s(fns.path());
+  s.post("/fn/deadline", "{}");  // warm: time the deadline, not the boot
+  int pid = instance_pid(s, "deadline");
+  auto pidfile = fns.path() / "child.pid";
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = s.post("/fn/deadline", R"({"sleep_ms":10000,"child_pid_file":")" + pidfile.string() + "\"}");
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.status, 504);
+  EXPECT_EQ(error_type(r.body), "timeout");
+  EXPECT_GE(took, 490ms);
+  EXPECT_LT(took, 900ms);  // deadline plus a small margin
+  std::ifstream f(pidfile);
+  int child = 0;
+  f >> child;
+  ASSERT_GT(child, 0);
+  EXPECT_TRUE(eventually([&] { return !process_alive(pid) && !process_alive(child); }, 2s));
+  // The next call gets a fresh instance.
+  auto next = s.post("/fn/deadline", "{}");
+  EXPECT_EQ(next.status, 200);
+  EXPECT_NE(json_int(next.body, "pid"), pid);
+}
+
+TEST(Lifecycle, CrashGives502AndTheNextCallWorks) {
+  FunctionsDir fns({{"crashy", ""}});
+  Server s(fns.path());
+  auto r = s.post("/fn/crashy", R"({"crash":true})");
+  EXPECT_EQ(r.status, 502);
+  EXPECT_EQ(error_type(r.body), "instance_crashed");
+  auto ok = s.post("/fn/crashy", "{}");
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.header("x-aifn-cold-start"), "true");
+  EXPECT_NE(s.log().find("event=instance_exit"), std::string::npos);
+}
+
+TEST(Lifecycle, MemoryLimitGivesOutOfMemory) {
+  FunctionsDir fns({{"hungry", "memory = \"96MiB\"\n"}});
+  Server s(fns.path());
+  if (s.log().find("mode=cgroup") == std::string::npos)
+    GTEST_SKIP() << "no writable memory cgroup on this machine; the rlimit fallback does not cover Node";
+  auto r = s.post("/fn/hungry", R"({"alloc_mb":400})");
+  EXPECT_EQ(r.status, 502) << r.body;
+  EXPECT_EQ(error_type(r.body), "out_of_memory") << r.body;
+  EXPECT_EQ(s.post("/fn/hungry", R"({"alloc_mb":10})").status, 200);
+}
+
+TEST(Lifecycle, ConcurrentCallsSpreadOverUpToMaxInstances) {
+  FunctionsDir fns({{"spread", "max_instances = 3\nqueue_timeout = \"10s\"\n"}});
+  Server s(fns.path());
+  std::vector<std::future<http::ClientResponse>> calls;
+  for (int i = 0; i < 6; ++i)
+    calls.push_back(std::async(std::launch::async, [&] { return s.post("/fn/spread", R"({"sleep_ms":400})"); }));
+  std::set<int> pids;
+  for (auto& c : calls) {
+    auto r = c.get();
+    ASSERT_EQ(r.status, 200) << r.body;
+    pids.insert(json_int(r.body, "pid"));
+  }
+  EXPECT_EQ(pids.size(), 3u);
+  EXPECT_EQ(instance_count(s, "spread"), 3u);
+}
+
+TEST(Lifecycle, ClientDisconnectCancelsTheCall) {
+  FunctionsDir fns({{"leaver", ""}});
+  Server s(fns.path());
+  s.post("/fn/leaver", "{}");
+  int pid = instance_pid(s, "leaver");
+  {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket sock(io);
+    sock.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(s.port())});
+    std::string body = R"({"sleep_ms":5000})";
+    std::string req = "POST /fn/leaver HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n" + body;
+    boost::asio::write(sock, boost::asio::buffer(req));
+    std::this_thread::sleep_for(300ms);
+  }  // the socket closes here, mid-call
+  EXPECT_TRUE(eventually([&] { return !process_alive(pid); }, 3s));
+  auto usage = json(s.get("/admin/usage").body).at("rows").as_array();
+  ASSERT_EQ(usage.size(), 1u);
+  EXPECT_EQ(usage[0].at("calls").as_int64(), 2);
+  EXPECT_EQ(usage[0].at("errors").as_int64(), 1);
+  EXPECT_GE(usage[0].at("billed_ms").as_int64(), 250);  // what ran is billed
+}
+
+TEST(Lifecycle, SigtermFinishesCallsInFlightAndLeavesNoChild) {
+  FunctionsDir fns({{"busy", "min_instances = 2\n"}});
+  Server s(fns.path());
+  ASSERT_TRUE(eventually([&] { return children_of(s.pid()).size() == 2; }, 5s));
+  auto kids = children_of(s.pid());
+  auto call = std::async(std::launch::async, [&] { return s.post("/fn/busy", R"({"sleep_ms":700})"); });
+  std::this_thread::sleep_for(200ms);
+  int status = s.stop();
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(call.get().status, 200);
+  for (int k : kids) EXPECT_FALSE(process_alive(k)) << k;
+}
+
+}  // namespace
+}  // namespace aifn::e2e

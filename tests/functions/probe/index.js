@@ -1,0 +1,38 @@
+// A test function whose behaviour the event chooses, so one file serves
+// every end-to-end scenario.
+const fs = require('node:fs');
+const { spawn } = require('node:child_process');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+exports.handler = async (event, context) => {
+  if (event.log) console.log(event.log);
+  if (event.child_pid_file) {
+    // A grandchild in our process group: a timeout must kill it too.
+    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+    fs.writeFileSync(event.child_pid_file, String(child.pid));
+  }
+  if (event.sleep_ms) await sleep(event.sleep_ms);
+  if (event.crash) process.exit(3);
+  if (event.throw) throw new Error(event.throw);
+  if (event.alloc_mb) {
+    const keep = [];
+    for (let i = 0; i < event.alloc_mb; i++) keep.push(Buffer.alloc(1 << 20, 1));
+    return { allocated_mb: keep.length };
+  }
+  return {
+    pid: process.pid,
+    event,
+    remaining_ms: context.getRemainingTimeInMillis(),
+    token: context.aifn ? context.aifn.token : null,
+  };
+};
+
+exports.stream = awslambda.streamifyResponse(async (event, stream) => {
+  stream.setContentType(event.sse ? 'text/event-stream' : 'text/plain');
+  const n = event.chunks || 5;
+  for (let i = 0; i < n; i++) {
+    stream.write(event.sse ? `data: ${i}\n\n` : `chunk${i}\n`);
+    await sleep(event.gap_ms === undefined ? 200 : event.gap_ms);
+  }
+  stream.end();
+});
