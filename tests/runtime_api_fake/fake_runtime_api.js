@@ -108,7 +108,7 @@ function runFake(options) {
         record.trailers = Object.keys(req.trailers).length ? req.trailers : null;
         record.tDone = now();
       }
-      res.writeHead(202, { 'Content-Type': 'application/json' });
+      res.writeHead(202, { 'Content-Type': 'application/json', 'Content-Length': 15 });
       res.end('{"status":"OK"}');
       if (!m[3]) answer(m[1]);
     });
