@@ -94,50 +94,102 @@ void tile_half(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size
   }
 }
 
-// ---- Q8_0 / Q4_0 weights x Q8_0 activations, one weight row x up to 4 columns ----
+// ---- Q8_0 / Q4_0 weights x Q8_0 activations ----
 
-template <bool kQ4, int kCols>
-void row_x_cols(const uint8_t* wrow, const uint8_t* a, size_t a_stride, int64_t nb, float* y, size_t ldy) {
-  __m256 acc[kCols];
-  for (int c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_ps();
-  const BlockQ8_0* acol[kCols];
-  for (int c = 0; c < kCols; ++c) acol[c] = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
+// Signed weight bytes of block b of a Q4_0 (values - 8) or Q8_0 row, and its scale.
+template <bool kQ4>
+inline __m256i weight_bytes(const uint8_t* wrow, int64_t b, float* d) {
+  if constexpr (kQ4) {
+    const BlockQ4_0* wb = reinterpret_cast<const BlockQ4_0*>(wrow) + b;
+    *d = half(wb->d);
+    return _mm256_sub_epi8(q4_nibbles(wb->qs), _mm256_set1_epi8(8));
+  } else {
+    const BlockQ8_0* wb = reinterpret_cast<const BlockQ8_0*>(wrow) + b;
+    *d = half(wb->d);
+    return load256(wb->qs);
+  }
+}
+
+constexpr int kQ4Bytes = 18, kQ8Bytes = 34;
+
+// One weight row x one column (token generation: memory-bound, keep it lean).
+template <bool kQ4>
+float row_dot(const uint8_t* wrow, const uint8_t* a, int64_t nb) {
+  const BlockQ8_0* ab = reinterpret_cast<const BlockQ8_0*>(a);
+  const float* as = reinterpret_cast<const float*>(a + q8_0_scales_offset(nb));
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    // Weights stream from memory once per token: fetch ahead of the hardware prefetcher.
+    _mm_prefetch(reinterpret_cast<const char*>(wrow) + (b + 16) * (kQ4 ? kQ4Bytes : kQ8Bytes), _MM_HINT_T0);
+    float d0, d1;
+    __m256i x0 = weight_bytes<kQ4>(wrow, b, &d0), x1 = weight_bytes<kQ4>(wrow, b + 1, &d1);
+    __m256i s0 = dot_i8(_mm256_sign_epi8(x0, x0), x0, load256(ab[b].qs));
+    __m256i s1 = dot_i8(_mm256_sign_epi8(x1, x1), x1, load256(ab[b + 1].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * as[b]), _mm256_cvtepi32_ps(s0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * as[b + 1]), _mm256_cvtepi32_ps(s1), acc1);
+  }
+  for (; b < nb; ++b) {
+    float d0;
+    __m256i x0 = weight_bytes<kQ4>(wrow, b, &d0);
+    __m256i s0 = dot_i8(_mm256_sign_epi8(x0, x0), x0, load256(ab[b].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * as[b]), _mm256_cvtepi32_ps(s0), acc0);
+  }
+  return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+// kRows weight rows x 4 columns (prompt processing). The four columns' int32
+// sums are folded with hadd so one convert and one FMA serve all four: lanes
+// c and c+4 of the accumulator belong to column c.
+template <bool kQ4, int kRows>
+void rows_x4(const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, int64_t nb, float* y,
+             size_t ldy) {
+  const BlockQ8_0* ab[4];
+  const float* as[4];
+  for (int c = 0; c < 4; ++c) {
+    ab[c] = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
+    as[c] = reinterpret_cast<const float*>(a + size_t(c) * a_stride + q8_0_scales_offset(nb));
+  }
+  __m256 acc[kRows];
+  for (int r = 0; r < kRows; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    __m256i x;
-    float dw;
-    if constexpr (kQ4) {
-      const BlockQ4_0* wb = reinterpret_cast<const BlockQ4_0*>(wrow) + b;
-      x = _mm256_sub_epi8(q4_nibbles(wb->qs), _mm256_set1_epi8(8));
-      dw = half(wb->d);
-    } else {
-      const BlockQ8_0* wb = reinterpret_cast<const BlockQ8_0*>(wrow) + b;
-      x = load256(wb->qs);
-      dw = half(wb->d);
-    }
-    __m256i ax = _mm256_sign_epi8(x, x);
-    for (int c = 0; c < kCols; ++c) {
-      const BlockQ8_0& ab = acol[c][b];
-      __m256i s = dot_i8(ax, x, load256(ab.qs));
-      acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * half(ab.d)), _mm256_cvtepi32_ps(s), acc[c]);
+    const __m256i y0 = load256(ab[0][b].qs), y1 = load256(ab[1][b].qs), y2 = load256(ab[2][b].qs),
+                  y3 = load256(ab[3][b].qs);
+    const __m128 sc4 = _mm_setr_ps(as[0][b], as[1][b], as[2][b], as[3][b]);
+    const __m256 sc = _mm256_set_m128(sc4, sc4);
+    for (int r = 0; r < kRows; ++r) {
+      float d;
+      const __m256i x = weight_bytes<kQ4>(w + size_t(r) * w_stride, b, &d);
+      const __m256i ax = _mm256_sign_epi8(x, x);
+      const __m256i s01 = _mm256_hadd_epi32(dot_i8(ax, x, y0), dot_i8(ax, x, y1));
+      const __m256i s23 = _mm256_hadd_epi32(dot_i8(ax, x, y2), dot_i8(ax, x, y3));
+      const __m256 s = _mm256_cvtepi32_ps(_mm256_hadd_epi32(s01, s23));
+      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(sc, _mm256_set1_ps(d)), s, acc[r]);
     }
   }
-  for (int c = 0; c < kCols; ++c) y[size_t(c) * ldy] = hsum(acc[c]);
+  for (int r = 0; r < kRows; ++r) {
+    alignas(32) float v[8];
+    _mm256_store_ps(v, acc[r]);
+    for (int c = 0; c < 4; ++c) y[size_t(c) * ldy + size_t(r)] = v[c] + v[c + 4];
+  }
 }
 
 template <bool kQ4>
 void tile_q8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
              float* y, size_t ldy) {
   const int64_t nb = k / kQK;
-  for (int r = 0; r < nr; ++r) {
-    const uint8_t* wr = w + size_t(r) * w_stride;
-    int c = 0;
-    for (; c + 4 <= nc; c += 4)
-      row_x_cols<kQ4, 4>(wr, a + size_t(c) * a_stride, a_stride, nb, y + size_t(c) * ldy + size_t(r), ldy);
-    for (; c + 2 <= nc; c += 2)
-      row_x_cols<kQ4, 2>(wr, a + size_t(c) * a_stride, a_stride, nb, y + size_t(c) * ldy + size_t(r), ldy);
-    for (; c < nc; ++c)
-      row_x_cols<kQ4, 1>(wr, a + size_t(c) * a_stride, a_stride, nb, y + size_t(c) * ldy + size_t(r), ldy);
+  int c = 0;
+  for (; c + 4 <= nc; c += 4) {
+    const uint8_t* ac = a + size_t(c) * a_stride;
+    float* yc = y + size_t(c) * ldy;
+    int r = 0;
+    for (; r + 2 <= nr; r += 2)
+      rows_x4<kQ4, 2>(w + size_t(r) * w_stride, w_stride, ac, a_stride, nb, yc + r, ldy);
+    for (; r < nr; ++r) rows_x4<kQ4, 1>(w + size_t(r) * w_stride, w_stride, ac, a_stride, nb, yc + r, ldy);
   }
+  for (; c < nc; ++c)
+    for (int r = 0; r < nr; ++r)
+      y[size_t(c) * ldy + size_t(r)] = row_dot<kQ4>(w + size_t(r) * w_stride, a + size_t(c) * a_stride, nb);
 }
 
 // ---- K-quants x Q8_K ----

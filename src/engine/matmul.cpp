@@ -15,7 +15,7 @@ constexpr int64_t kColBlock = 8;  // activation columns kept in L1 while rows st
 size_t act_bytes(uint32_t weight_type, int64_t cols) {
   switch (GgmlType(weight_type)) {
     case GgmlType::Q8_0:
-    case GgmlType::Q4_0: return size_t(cols / kQK) * sizeof(BlockQ8_0);
+    case GgmlType::Q4_0: return q8_0_act_bytes(cols / kQK);
     case GgmlType::Q4_K:
     case GgmlType::Q5_K:
     case GgmlType::Q6_K: return size_t(cols / kQKK) * sizeof(BlockQ8K);
@@ -26,7 +26,14 @@ size_t act_bytes(uint32_t weight_type, int64_t cols) {
 static void prepare_one(uint32_t wt, const float* x, int64_t cols, uint8_t* out) {
   switch (GgmlType(wt)) {
     case GgmlType::Q8_0:
-    case GgmlType::Q4_0: quantize_row_q8_0_act(x, reinterpret_cast<BlockQ8_0*>(out), cols); return;
+    case GgmlType::Q4_0: {
+      const int64_t nb = cols / kQK;
+      BlockQ8_0* blocks = reinterpret_cast<BlockQ8_0*>(out);
+      quantize_row_q8_0_act(x, blocks, cols);
+      float* scales = reinterpret_cast<float*>(out + q8_0_scales_offset(nb));
+      for (int64_t b = 0; b < nb; ++b) scales[b] = fp16_to_fp32(blocks[b].d);
+      return;
+    }
     case GgmlType::Q4_K:
     case GgmlType::Q5_K:
     case GgmlType::Q6_K: quantize_row_q8_k(x, reinterpret_cast<BlockQ8K*>(out), cols); return;
