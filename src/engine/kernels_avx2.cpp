@@ -161,9 +161,20 @@ void rows_x4(const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_strid
       float d;
       const __m256i x = weight_bytes<kQ4>(w + size_t(r) * w_stride, b, &d);
       const __m256i ax = _mm256_sign_epi8(x, x);
-      const __m256i s01 = _mm256_hadd_epi32(dot_i8(ax, x, y0), dot_i8(ax, x, y1));
-      const __m256i s23 = _mm256_hadd_epi32(dot_i8(ax, x, y2), dot_i8(ax, x, y3));
-      const __m256 s = _mm256_cvtepi32_ps(_mm256_hadd_epi32(s01, s23));
+      __m256i folded;
+      if constexpr (kQ4) {
+        // |weight| <= 8, so a sum of 8 products fits int16: fold at 16 bits.
+        const __m256i p01 = _mm256_hadd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y0, x)),
+                                              _mm256_maddubs_epi16(ax, _mm256_sign_epi8(y1, x)));
+        const __m256i p23 = _mm256_hadd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y2, x)),
+                                              _mm256_maddubs_epi16(ax, _mm256_sign_epi8(y3, x)));
+        folded = _mm256_madd_epi16(_mm256_hadd_epi16(p01, p23), _mm256_set1_epi16(1));
+      } else {
+        const __m256i s01 = _mm256_hadd_epi32(dot_i8(ax, x, y0), dot_i8(ax, x, y1));
+        const __m256i s23 = _mm256_hadd_epi32(dot_i8(ax, x, y2), dot_i8(ax, x, y3));
+        folded = _mm256_hadd_epi32(s01, s23);
+      }
+      const __m256 s = _mm256_cvtepi32_ps(folded);
       acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(sc, _mm256_set1_ps(d)), s, acc[r]);
     }
   }
