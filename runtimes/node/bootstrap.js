@@ -9,11 +9,11 @@
 // `awslambda.streamifyResponse(async (event, responseStream, context) => …)`.
 'use strict';
 
-const http = require('node:http');
 const fs = require('node:fs');
 const path = require('node:path');
 const { Writable } = require('node:stream');
 const { pathToFileURL } = require('node:url');
+const { Connection } = require('./connection.js');
 
 const kStreaming = Symbol.for('aws.lambda.runtime.handler.streaming');
 const kTrailerType = 'Lambda-Runtime-Function-Error-Type';
@@ -26,32 +26,15 @@ const concurrency = Math.max(1, Number.parseInt(env.AIFN_CONCURRENCY || '1', 10)
 const taskRoot = env.LAMBDA_TASK_ROOT || process.cwd();
 const kBase = '/2018-06-01/runtime';
 
-// One socket per loop: each loop holds at most one request at a time
-// (a long-poll /next, or its result), so sockets are never shared mid-call.
-// noDelay matters for streaming: a small chunk must not wait for an ACK.
-const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, noDelay: true });
-
 // ---- Runtime API calls -----------------------------------------------------
 
-function request(method, urlPath, headers, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: apiHost, port: apiPort, method, path: urlPath, headers, agent },
-      (res) => {
-        const parts = [];
-        res.on('data', (c) => parts.push(c));
-        res.on('end', () => resolve({ res, body: parts.length === 1 ? parts[0] : Buffer.concat(parts) }));
-        res.on('error', reject);
-      });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+// Each next-loop owns one keep-alive Connection: it holds at most one request
+// at a time (a long-poll /next, or that call's result), so none is shared.
+const newConnection = () => new Connection(apiHost, apiPort);
 
-function postJson(urlPath, text, extraHeaders) {
-  const headers = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) };
-  if (extraHeaders) Object.assign(headers, extraHeaders);
-  return request('POST', urlPath, headers, text);
+function postJson(conn, urlPath, text, extraHeaders = '') {
+  const headers = `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n${extraHeaders}`;
+  return conn.request('POST', urlPath, headers, text);
 }
 
 // Lambda's error shape (the Node RIC sends exactly these three fields).
@@ -73,9 +56,9 @@ function headerSafe(text) {
   return String(text).replace(/[^\x20-\x7e]/g, '?').slice(0, 256);
 }
 
-function postError(urlPath, err) {
+function postError(conn, urlPath, err) {
   const body = errorBody(err);
-  return postJson(urlPath, JSON.stringify(body), { [kTrailerType]: headerSafe(body.errorType) });
+  return postJson(conn, urlPath, JSON.stringify(body), `${kTrailerType}: ${headerSafe(body.errorType)}\r\n`);
 }
 
 // ---- Loading the handler ---------------------------------------------------
@@ -190,7 +173,7 @@ function callHandler(handler, event, context) {
   });
 }
 
-async function invokeBuffered(handler, id, event, context) {
+async function invokeBuffered(conn, handler, id, event, context) {
   const base = `${kBase}/invocation/${id}`;
   let text;
   try {
@@ -199,76 +182,97 @@ async function invokeBuffered(handler, id, event, context) {
     text = result === undefined ? 'null' : JSON.stringify(result);
     if (text === undefined) text = 'null'; // a function or symbol
   } catch (err) {
-    await postError(`${base}/error`, err);
+    await postError(conn, `${base}/error`, err);
     return;
   }
-  await postJson(`${base}/response`, text);
+  await postJson(conn, `${base}/response`, text);
 }
 
 // ---- Streamed calls --------------------------------------------------------
 
-// A Writable whose writes leave as HTTP chunks at once. The POST starts at
-// the first write (or end) so setContentType still works until then.
+// A Writable whose writes leave as HTTP chunks at once (TCP_NODELAY, one
+// writev each). The POST's head goes out with the first chunk, so
+// setContentType works until then. The body's last chunk is written by
+// _final, after every write before it, with the error trailers if fail() ran.
 class ResponseStream extends Writable {
-  constructor(urlPath) {
+  constructor(conn, urlPath) {
     super({ decodeStrings: false });
+    this.conn_ = conn;
     this.urlPath_ = urlPath;
     this.contentType_ = 'application/octet-stream';
-    this.req_ = null;
-    this.done = new Promise((resolve, reject) => { this.resolve_ = resolve; this.reject_ = reject; });
+    this.started_ = false; // the request head has been written
+    this.bodyDone_ = false; // the last chunk has been written, or the stream abandoned
+    this.error_ = null;
+    this.terminated = new Promise((resolve, reject) => { this.resolve_ = resolve; this.reject_ = reject; });
+    this.terminated.catch(() => {}); // awaited by invokeStreaming, not always at once
+    // A lost connection surfaces through `terminated` and the response; the
+    // handler need not listen for 'error' to keep the process alive.
+    this.on('error', () => {});
   }
 
   setContentType(contentType) {
-    if (this.req_) throw new Error('Cannot set content-type, too late: the stream has started');
+    if (this.started_) throw new Error('Cannot set content-type, too late: the stream has started');
     this.contentType_ = String(contentType);
   }
 
-  get started() { return this.req_ !== null; }
+  get started() { return this.started_; }
+  get bodyDone() { return this.bodyDone_; }
 
-  start_() {
-    if (this.req_) return this.req_;
-    const req = http.request({
-      host: apiHost, port: apiPort, method: 'POST', path: this.urlPath_, agent,
-      headers: {
-        'Lambda-Runtime-Function-Response-Mode': 'streaming',
-        'Transfer-Encoding': 'chunked',
-        'Content-Type': this.contentType_,
-        Trailer: `${kTrailerType}, ${kTrailerBody}`,
-      },
-    }, (res) => {
-      res.resume();
-      res.on('end', () => this.resolve_(res));
-      res.on('error', this.reject_);
-    });
-    req.on('error', (err) => this.reject_(err));
-    // Headers go out now, not with the first chunk, so the server learns early.
-    req.flushHeaders();
-    this.req_ = req;
-    return req;
+  head_() {
+    if (this.started_) return '';
+    this.started_ = true;
+    return this.conn_.head('POST', this.urlPath_,
+      'Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n' +
+      `Content-Type: ${headerSafe(this.contentType_)}\r\nTrailer: ${kTrailerType}, ${kTrailerBody}\r\n`);
   }
 
   _write(chunk, encoding, cb) {
-    if (chunk.length === 0) { cb(); return; } // a zero-length chunk would end the body
-    this.start_().write(chunk, encoding, cb);
+    const data = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
+    if (this.bodyDone_ || data.length === 0) { cb(); return; } // a zero-length chunk would end the body
+    const conn = this.conn_;
+    if (this.started_ && !conn.connected) { cb(new Error('lost the Runtime API connection')); return; }
+    conn.cork();
+    const head = this.head_();
+    if (head) conn.write(head);
+    conn.write(`${data.length.toString(16)}\r\n`);
+    conn.write(data);
+    conn.write('\r\n', cb);
+    conn.uncork();
   }
 
   _final(cb) {
-    this.start_().end(cb);
+    if (this.bodyDone_) { cb(); return; }
+    this.terminate_(cb);
   }
 
-  // Ends the body with Lambda's error trailers (the body is base64 JSON, as the RIC sends it).
-  fail(err) {
-    const body = errorBody(err);
-    const req = this.start_();
-    if (!req.writableEnded) {
-      req.addTrailers({
-        [kTrailerType]: headerSafe(body.errorType),
-        [kTrailerBody]: Buffer.from(JSON.stringify(body)).toString('base64'),
-      });
-      req.end();
+  terminate_(cb) {
+    this.bodyDone_ = true;
+    let tail = '0\r\n';
+    if (this.error_) {
+      // Lambda's trailers; the body is base64 JSON, as aws-lambda-ric sends it.
+      const body = errorBody(this.error_);
+      tail += `${kTrailerType}: ${headerSafe(body.errorType)}\r\n` +
+        `${kTrailerBody}: ${Buffer.from(JSON.stringify(body)).toString('base64')}\r\n`;
     }
-    return this.done;
+    tail += '\r\n';
+    const done = (err) => {
+      if (err) this.reject_(err); else this.resolve_();
+      if (cb) cb(err);
+    };
+    if (this.started_ && !this.conn_.connected) { done(new Error('lost the Runtime API connection')); return; }
+    this.conn_.write(this.head_() + tail, done);
   }
+
+  // Ends the body with `err` in the trailers, after what was written before.
+  fail(err) {
+    this.error_ = err;
+    if (this.bodyDone_) return;
+    if (this.destroyed) this.terminate_(null); // _final will not run
+    else if (!this.writableEnded) this.end();
+  }
+
+  // Nothing was sent: the call's error goes to /error instead of this body.
+  abandon() { this.bodyDone_ = true; this.resolve_(); }
 }
 
 function toChunk(value) {
@@ -276,9 +280,9 @@ function toChunk(value) {
   return JSON.stringify(value);
 }
 
-async function invokeStreaming(handler, id, event, context) {
+async function invokeStreaming(conn, handler, id, event, context) {
   const base = `${kBase}/invocation/${id}`;
-  const stream = new ResponseStream(`${base}/response`);
+  const stream = new ResponseStream(conn, `${base}/response`);
   // Accept objects as the RIC does: they are written as JSON text.
   const write = stream.write.bind(stream);
   stream.write = (chunk, ...rest) => write(toChunk(chunk), ...rest);
@@ -287,12 +291,18 @@ async function invokeStreaming(handler, id, event, context) {
     (chunk === undefined || typeof chunk === 'function' ? end(chunk, ...rest) : end(toChunk(chunk), ...rest));
   try {
     await handler(event, stream, context);
-    if (!stream.writableEnded) stream.end();
-    await stream.done;
+    if (stream.destroyed && !stream.bodyDone) stream.fail(new Error('the response stream was destroyed before end()'));
+    else if (!stream.writableEnded) stream.end();
   } catch (err) {
-    if (stream.started) await stream.fail(err);
-    else await postError(`${base}/error`, err); // nothing sent yet: a plain error
+    if (!stream.started && !stream.writableEnded) {
+      stream.abandon();
+      await postError(conn, `${base}/error`, err);
+      return;
+    }
+    stream.fail(err);
   }
+  await stream.terminated;
+  await conn.response();
 }
 
 // awslambda.HttpResponseStream.from: Lambda prepends a JSON prelude for
@@ -319,13 +329,14 @@ const inFlight = new Set();
 
 async function loop(handler) {
   const invoke = handler[kStreaming] === 'response' ? invokeStreaming : invokeBuffered;
+  const conn = newConnection();
   for (;;) {
-    const { res, body } = await request('GET', `${kBase}/invocation/next`, undefined, undefined);
-    const id = res.headers['lambda-runtime-aws-request-id'];
-    if (res.statusCode !== 200 || !id) {
-      throw new Error(`/next answered ${res.statusCode} without a request id`);
+    const { status, headers, body } = await conn.request('GET', `${kBase}/invocation/next`);
+    const id = headers['lambda-runtime-aws-request-id'];
+    if (status !== 200 || !id) {
+      throw new Error(`/next answered ${status} without a request id`);
     }
-    const context = new Context(res.headers);
+    const context = new Context(headers);
     inFlight.add(id);
     try {
       let event;
@@ -333,10 +344,10 @@ async function loop(handler) {
         event = body.length === 0 ? null : JSON.parse(body);
       } catch (err) {
         err.name = 'Runtime.UnmarshalError';
-        await postError(`${kBase}/invocation/${id}/error`, err);
+        await postError(conn, `${kBase}/invocation/${id}/error`, err);
         continue;
       }
-      await invoke(handler, id, event, context);
+      await invoke(conn, handler, id, event, context);
     } finally {
       inFlight.delete(id);
     }
@@ -350,8 +361,10 @@ async function crash(err) {
   console.error(err);
   const ids = [...inFlight];
   inFlight.clear();
-  const reported = Promise.allSettled(ids.map((id) => postError(`${kBase}/invocation/${id}/error`, err)));
-  // A streaming call may hold the only socket: do not wait for it forever.
+  // Fresh connections: the loops' own may be in the middle of a request.
+  const reported = Promise.allSettled(
+    ids.map((id) => postError(newConnection(), `${kBase}/invocation/${id}/error`, err)));
+  // Do not wait forever on an endpoint that does not answer.
   await Promise.race([reported, new Promise((resolve) => setTimeout(resolve, 1000))]);
   process.exit(1);
 }
@@ -362,7 +375,7 @@ async function main() {
     handler = await loadHandler();
   } catch (err) {
     console.error(err);
-    try { await postError(`${kBase}/init/error`, err); } catch { /* the endpoint is gone: nothing to tell */ }
+    try { await postError(newConnection(), `${kBase}/init/error`, err); } catch { /* the endpoint is gone: nothing to tell */ }
     process.exit(1);
   }
   process.on('uncaughtException', crash);

@@ -215,6 +215,14 @@ test('node: an error mid-stream arrives in the trailers', async () => {
   assert.equal(ok(r, 1).kind, 'response', 'the runtime keeps serving after a stream error');
 });
 
+test('node: an error right after a burst of writes still follows all of them', async () => {
+  const r = await run(nodeBoot, fixtures, 'cases.streamBurstError', [{}, {}]);
+  const expected = Array.from({ length: 200 }, (_, i) => `x${i},`).join('');
+  assert.equal(ok(r).body, expected);
+  expectTrailerError(ok(r), 'Error', /after the burst/);
+  assert.equal(ok(r, 1).body, expected);
+});
+
 test('node: streaming edge cases (early error, HttpResponseStream, no end())', async () => {
   let r = await run(nodeBoot, fixtures, 'cases.streamErrorEarly', [{}]);
   expectError(r, 'Error', /broke before writing/);
