@@ -16,7 +16,10 @@ const kBase = '/2018-06-01/runtime';
 
 // options: { command, args, cwd, env (extra vars), events: [ {body, deadlineMs?} ],
 //   repeat (serve events[0] this many times, keeping only counts: a benchmark),
-//   timeoutMs, quietMs (wait after the last answer, to catch stray requests) }
+//   timeoutMs, quietMs (wait after the last answer, to catch stray requests),
+//   server quirks a real endpoint may have: chunkedNext (events sent chunked),
+//   closeEach (Connection: close on every answer), dropAfterAnswer (the
+//   socket is closed right after each answer to a post: a stale keep-alive) }
 function runFake(options) {
   const events = options.events || [];
   const repeat = options.repeat || 0;
@@ -47,16 +50,19 @@ function runFake(options) {
       byId.set(id, inv);
       result.invocations.push(inv);
     }
+    const length = options.chunkedNext ? {} : { 'Content-Length': Buffer.byteLength(body) };
     res.writeHead(200, {
       'Content-Type': 'application/json',
-      'Content-Length': Buffer.byteLength(body),
+      ...length,
+      ...(options.closeEach ? { Connection: 'close' } : {}),
       'Lambda-Runtime-Aws-Request-Id': id,
       'Lambda-Runtime-Deadline-Ms': String(deadline),
       'Lambda-Runtime-Invoked-Function-Arn': 'arn:aws:lambda:us-east-1:000000000000:function:fake',
       'Lambda-Runtime-Trace-Id': `Root=1-fake-${i}`,
       'Aifn-Invocation-Token': `tok-${i}`,
     });
-    res.end(body);
+    if (options.chunkedNext && body.length > 1) res.write(body.slice(0, 1));
+    res.end(options.chunkedNext && body.length > 1 ? body.slice(1) : body);
   }
 
   function answer(id) {
@@ -108,8 +114,11 @@ function runFake(options) {
         record.trailers = Object.keys(req.trailers).length ? req.trailers : null;
         record.tDone = now();
       }
-      res.writeHead(202, { 'Content-Type': 'application/json', 'Content-Length': 15 });
-      res.end('{"status":"OK"}');
+      res.writeHead(202, {
+        'Content-Type': 'application/json', 'Content-Length': 15,
+        ...(options.closeEach ? { Connection: 'close' } : {}),
+      });
+      res.end('{"status":"OK"}', () => { if (options.dropAfterAnswer) req.socket.destroy(); });
       if (!m[3]) answer(m[1]);
     });
   });

@@ -366,6 +366,37 @@ test('aws-lambda-ric reports thrown and mid-stream errors as our bootstrap does'
   expectTrailerError(ok(r), 'Error', /broke mid-stream/);
 });
 
+// ---- Server quirks every client must survive ----
+
+const quirkClients = [
+  ['node', nodeBoot, ex('hello-node'), 'index.handler'],
+  ...pythons.slice(-1).map((py) => ['python', pyBoot(py), ex('hello-python'), 'main.handler']),
+  ['cpp', [helloCpp, []], ex('hello-cpp'), ''],
+];
+for (const quirk of ['chunkedNext', 'closeEach', 'dropAfterAnswer']) {
+  for (const [label, boot, cwd, handler] of quirkClients) {
+    test(`quirk ${quirk}: ${label} keeps answering`, async () => {
+      const r = await runFake({
+        command: boot[0], args: boot[1], cwd, env: { _HANDLER: handler },
+        events: [{ body: { name: 'A' } }, { body: { name: 'B' } }, { body: { name: 'C' } }],
+        timeoutMs: 5000, [quirk]: true,
+      });
+      for (const [i, name] of ['A', 'B', 'C'].entries()) {
+        assert.deepEqual(ok(r, i).json, { message: `hello, ${name}` }, r.stderr);
+      }
+    });
+  }
+}
+
+test('quirk: node streams survive a server that closes after each answer', async () => {
+  const r = await runFake({
+    command: nodeBoot[0], args: nodeBoot[1], cwd: fixtures, env: { _HANDLER: 'cases.streamNoEnd' },
+    events: [{ body: {} }, { body: {} }], timeoutMs: 5000, closeEach: true,
+  });
+  assert.equal(ok(r, 0).body, 'not ended');
+  assert.equal(ok(r, 1).body, 'not ended');
+});
+
 // ---- Benchmarks: calls/s through one instance, fake endpoint included ----
 
 if (benchN) {
