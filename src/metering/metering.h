@@ -29,9 +29,13 @@ class Meter {
   Meter& operator=(const Meter&) = delete;
 
   void record(store::UsageRecord r);
-  // Blocks until everything recorded before the call is in the store.
+  // Blocks until everything recorded before the call is in the store, or
+  // until a write attempt fails (the records then stay pending, are logged
+  // and retried next round), so a broken store never hangs the caller.
   void flush();
-  std::uint64_t written() const;
+  std::uint64_t written() const;  // records in the store
+  std::uint64_t batches() const;  // transactions written (tests: batching works)
+  std::uint64_t dropped() const;  // records given up at shutdown (store down)
 
  private:
   void run();
@@ -44,6 +48,10 @@ class Meter {
   std::vector<store::UsageRecord> pending_;  // guarded by mu_
   std::uint64_t recorded_ = 0;               // guarded by mu_
   std::uint64_t written_ = 0;                // guarded by mu_
+  std::uint64_t batches_ = 0;                // guarded by mu_
+  std::uint64_t failures_ = 0;               // failed write rounds; guarded by mu_
+  std::uint64_t dropped_ = 0;                // guarded by mu_
+  int flush_waiters_ = 0;                    // guarded by mu_: write now, don't wait the interval
   bool stop_ = false;                        // guarded by mu_
   std::thread writer_;
 };
