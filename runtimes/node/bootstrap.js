@@ -20,8 +20,9 @@ const kTrailerType = 'Lambda-Runtime-Function-Error-Type';
 const kTrailerBody = 'Lambda-Runtime-Function-Error-Body';
 
 const env = process.env;
-const [apiHost, apiPortText] = (env.AWS_LAMBDA_RUNTIME_API || '').split(':');
-const apiPort = Number(apiPortText) || 80;
+const apiEndpoint = env.AWS_LAMBDA_RUNTIME_API || '';
+const apiHost = apiEndpoint.slice(0, apiEndpoint.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+const apiPort = Number(apiEndpoint.slice(apiEndpoint.lastIndexOf(':') + 1)) || 80;
 const concurrency = Math.max(1, Number.parseInt(env.AIFN_CONCURRENCY || '1', 10) || 1);
 const taskRoot = env.LAMBDA_TASK_ROOT || process.cwd();
 const kBase = '/2018-06-01/runtime';

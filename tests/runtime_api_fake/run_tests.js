@@ -350,6 +350,16 @@ test('aws-lambda-ric runs examples/hello-node unchanged', async () => {
   assert.deepEqual(ok(r, 1).json, { message: 'hello, world' });
 });
 
+// Under runtime = "exec", aifn sets _HANDLER to the command line itself; the
+// RIC reads its handler only from _HANDLER, so the command line must set it.
+test('aws-lambda-ric as an exec command line: env _HANDLER=index.handler node …/index.mjs', async () => {
+  const r = await runFake({
+    command: 'env', args: ['_HANDLER=index.handler', 'node', ric], cwd: ex('hello-node'),
+    env: { _HANDLER: `env _HANDLER=index.handler node ${ric}` }, events: [{ body: { name: 'Ada' } }],
+  });
+  assert.deepEqual(ok(r).json, { message: 'hello, Ada' }, r.stderr);
+});
+
 test('aws-lambda-ric streams examples/stream-node the same way', async () => {
   const r = await run(['node', [ric]], ex('stream-node'), 'index.handler', [{}]);
   const inv = ok(r);
