@@ -208,7 +208,7 @@ class ResponseStream extends Writable {
     this.terminated.catch(() => {}); // awaited by invokeStreaming, not always at once
     // A lost connection surfaces through `terminated` and the response; the
     // handler need not listen for 'error' to keep the process alive.
-    this.on('error', () => {});
+    this.on('error', (err) => this.reject_(err));
   }
 
   setContentType(contentType) {
@@ -349,6 +349,12 @@ async function loop(handler) {
         continue;
       }
       await invoke(conn, handler, id, event, context);
+    } catch (err) {
+      // Posting the result failed: aifn dropped the call (it timed out, or the
+      // caller left) and closed the connection. The process is still good;
+      // a fresh connection serves the next call. Only /next failing is fatal.
+      console.error(`aifn bootstrap: could not deliver the result of ${id}: ${err.message}`);
+      conn.close();
     } finally {
       inFlight.delete(id);
     }

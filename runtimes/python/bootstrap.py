@@ -145,6 +145,9 @@ class RuntimeClient:
                     raise
         raise AssertionError("unreachable")
 
+    def close(self):
+        self._conn.close()
+
     def next(self):
         """Long-polls for the next call: (request id, headers, event bytes)."""
         status, headers, body = self._exchange("GET", BASE + "/invocation/next")
@@ -166,8 +169,9 @@ class RuntimeClient:
         """Sends each item of `chunks` as one HTTP chunk as soon as it is yielded.
 
         Headers go out with the first item, so the handler may still pick the
-        content type before it yields. Returns normally, or raises what the
-        generator raised before yielding anything (then nothing was sent).
+        content type before it yields. Raises HandlerFailed if the generator
+        failed before yielding anything (then nothing was sent), OSError if
+        the connection failed.
         """
         conn = self._conn
         path = f"{BASE}/invocation/{request_id}/response"
@@ -181,7 +185,7 @@ class RuntimeClient:
                 break
             except Exception as exc:  # noqa: BLE001 - any handler error is the call's error
                 if not started:
-                    raise
+                    raise HandlerFailed(exc) from exc
                 body = error_body(exc)
                 trailers = (f"{TRAILER_TYPE}: {_header_safe(body['errorType'])}\r\n"
                             f"{TRAILER_BODY}: {_b64(json.dumps(body))}\r\n")
@@ -247,6 +251,14 @@ def error_body(exc):
     name = getattr(exc, "error_type", None) or type(exc).__name__
     # "trace" is what the server reads; "stackTrace" is Lambda Python's name for it.
     return {"errorType": name, "errorMessage": str(exc), "trace": trace, "stackTrace": trace}
+
+
+class HandlerFailed(Exception):
+    """The handler's own error, told apart from the Runtime API connection's."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
 
 
 class InitError(Exception):
@@ -333,24 +345,36 @@ def invoke(client, handler, request_id, headers, body):
     context = LambdaContext(request_id, headers)
     try:
         result = handler(event, context)
-        if inspect.isgenerator(result):
-            client.stream(request_id, result,
-                          lambda item: context.content_type or _default_content_type(item))
-            return
-        payload = json.dumps(result, default=_json_default)
+        streamed = inspect.isgenerator(result)
+        if not streamed:
+            payload = json.dumps(result, default=_json_default)
     except Exception as exc:  # noqa: BLE001 - any handler error is the call's error
         if isinstance(exc, TypeError) and "JSON serializable" in str(exc):
             exc.error_type = "Runtime.MarshalError"
         client.post_error(base + "/error", exc)
         return
-    client.post_json(base + "/response", payload)
+    if not streamed:
+        client.post_json(base + "/response", payload)
+        return
+    # Outside the try above: a failed send is the connection's error, not the handler's.
+    try:
+        client.stream(request_id, result, lambda item: context.content_type or _default_content_type(item))
+    except HandlerFailed as failed:
+        client.post_error(base + "/error", failed.error)
 
 
 def loop(host, port, handler):
     client = RuntimeClient(host, port)
     while True:
         request_id, headers, body = client.next()
-        invoke(client, handler, request_id, headers, body)
+        try:
+            invoke(client, handler, request_id, headers, body)
+        except (OSError, ValueError) as exc:
+            # Posting the result failed: aifn dropped the call (it timed out, or
+            # the caller left) and closed the connection. The process is still
+            # good; a fresh connection serves the next call. Only /next failing is fatal.
+            print(f"aifn bootstrap: could not deliver the result of {request_id}: {exc}", file=sys.stderr)
+            client.close()
 
 
 def main():

@@ -19,7 +19,8 @@ const kBase = '/2018-06-01/runtime';
 //   timeoutMs, quietMs (wait after the last answer, to catch stray requests),
 //   server quirks a real endpoint may have: chunkedNext (events sent chunked),
 //   closeEach (Connection: close on every answer), dropAfterAnswer (the
-//   socket is closed right after each answer to a post: a stale keep-alive) }
+//   socket is closed right after each answer to a post: a stale keep-alive),
+//   abortStreamOf (a request id whose streamed result is cut off at its first chunk) }
 function runFake(options) {
   const events = options.events || [];
   const repeat = options.repeat || 0;
@@ -97,6 +98,18 @@ function runFake(options) {
     }
     const parts = [];
     const keepChunks = !repeat || inv;
+    if (m[1] && m[1] === options.abortStreamOf) {
+      // As aifn does when the call has ended (timeout, caller gone): refuse
+      // the rest of the body and close the connection.
+      req.once('data', () => {
+        record.kind = 'aborted';
+        record.tDone = now();
+        res.writeHead(409, { Connection: 'close', 'Content-Length': 0 });
+        res.end(() => req.socket.destroy());
+        answer(m[1]);
+      });
+      return;
+    }
     req.on('data', (c) => {
       if (!keepChunks) return;
       parts.push(c);

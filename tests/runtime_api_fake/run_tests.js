@@ -407,6 +407,23 @@ test('quirk: node streams survive a server that closes after each answer', async
   assert.equal(ok(r, 1).body, 'not ended');
 });
 
+// aifn cuts a stream off when the call ends early; the runtime must live on.
+for (const [label, boot, cwd, handler] of [
+  ['node', nodeBoot, ex('stream-node'), 'index.handler'],
+  ...pythons.slice(-1).map((py) => ['python', pyBoot(py), ex('stream-python'), 'main.handler']),
+]) {
+  test(`quirk abortStreamOf: ${label} serves the next call after a stream is cut off`, async () => {
+    const r = await runFake({
+      command: boot[0], args: boot[1], cwd, env: { _HANDLER: handler },
+      events: [{ body: {} }, { body: {} }], timeoutMs: 5000, abortStreamOf: 'req-0',
+    });
+    assert.equal(ok(r, 0).kind, 'aborted');
+    assert.equal(ok(r, 1).kind, 'response', r.stderr);
+    assert.ok(ok(r, 1).body.endsWith('data: [DONE]\n\n'));
+    assert.equal(r.exitCode, null, 'the runtime must not exit');
+  });
+}
+
 // ---- Benchmarks: calls/s through one instance, fake endpoint included ----
 
 if (benchN) {
