@@ -85,6 +85,7 @@ TEST(ServerConfig, DefaultsWithoutAFile) {
   EXPECT_EQ(s.idle_read_timeout, 30s);
   EXPECT_EQ(s.max_header, 16u * 1024);
   EXPECT_EQ(s.shutdown_grace, 10s);
+  EXPECT_EQ(s.sse_heartbeat, 15s);
   EXPECT_EQ(s.io_threads, 1);
   EXPECT_TRUE(s.providers.empty());
   EXPECT_DOUBLE_EQ(s.pricing.per_million_requests, 0.20);
@@ -105,6 +106,7 @@ max_request = "2MiB"
 read_timeout = "5s"
 max_header = "32KiB"
 shutdown_grace = "250ms"
+sse_heartbeat = "5s"
 
 [instances]
 cgroup_root = "/sys/fs/cgroup/aifn"
@@ -148,6 +150,7 @@ output_per_million = 0.3
   EXPECT_EQ(s.idle_read_timeout, 5s);
   EXPECT_EQ(s.max_header, 32u * 1024);
   EXPECT_EQ(s.shutdown_grace, 250ms);
+  EXPECT_EQ(s.sse_heartbeat, 5s);
   EXPECT_EQ(s.cgroup_root, "/sys/fs/cgroup/aifn");
   ASSERT_EQ(s.providers.size(), 2u);
   EXPECT_EQ(s.providers[0].name, "local");
@@ -210,6 +213,7 @@ TEST(ServerConfig, BadValuesNameFileLineAndKey) {
   expect_error(server_error("\n[limits]\nmax_request = \"6 parsecs\"\n"), 3, "limits.max_request", "size");
   expect_error(server_error("[limits]\nread_timeout = 30\n"), 2, "limits.read_timeout", "duration");
   expect_error(server_error("[limits]\nshutdown_grace = \"10 years\"\n"), 2, "limits.shutdown_grace");
+  expect_error(server_error("[limits]\nsse_heartbeat = \"0ms\"\n"), 2, "limits.sse_heartbeat", "minimum");
   expect_error(server_error("store = \"mysql://x\"\n"), 1, "store");
   expect_error(server_error("[[providers]]\nname = \"x\"\nkind = \"llama\"\npath = \"p\"\n"), 3, "providers[0].kind",
                "gguf or openai");
