@@ -112,6 +112,12 @@ inline __m256i weight_bytes(const uint8_t* wrow, int64_t b, float* d) {
 
 constexpr int kQ4Bytes = 18, kQ8Bytes = 34;
 
+// Token generation streams every weight from DRAM once; the hardware prefetcher
+// stops at each 4 KiB page, so fetch this far ahead in software (measured: 2 KiB
+// ahead nearly doubles single-thread Q4_0 throughput over 288 bytes).
+constexpr int kPrefetchAhead = 2048;
+inline void prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchAhead, _MM_HINT_T0); }
+
 // One weight row x one column (token generation: memory-bound, keep it lean).
 template <bool kQ4>
 float row_dot(const uint8_t* wrow, const uint8_t* a, int64_t nb) {
@@ -120,8 +126,8 @@ float row_dot(const uint8_t* wrow, const uint8_t* a, int64_t nb) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) {
-    // Weights stream from memory once per token: fetch ahead of the hardware prefetcher.
-    _mm_prefetch(reinterpret_cast<const char*>(wrow) + (b + 16) * (kQ4 ? kQ4Bytes : kQ8Bytes), _MM_HINT_T0);
+    prefetch(wrow + b * (kQ4 ? kQ4Bytes : kQ8Bytes));
+    if constexpr (!kQ4) prefetch(wrow + b * kQ8Bytes + 64);
     float d0, d1;
     __m256i x0 = weight_bytes<kQ4>(wrow, b, &d0), x1 = weight_bytes<kQ4>(wrow, b + 1, &d1);
     __m256i s0 = dot_i8(_mm256_sign_epi8(x0, x0), x0, load256(ab[b].qs));
@@ -233,6 +239,9 @@ float dot_q45k(const uint8_t* wrow, const BlockQ8K* x, int64_t n) {
       const BlockQ4K* wb = reinterpret_cast<const BlockQ4K*>(wrow) + b;
       qs = wb->qs; scales = wb->scales; dh = wb->d; dminh = wb->dmin;
     }
+    prefetch(qs);
+    prefetch(qs + 64);
+    if constexpr (kQ5) prefetch(qs + 128);
     int sc[8], m[8];
     k_scales(scales, sc, m);
     int summ = 0;
@@ -268,6 +277,10 @@ float dot_q6k(const uint8_t* wrow, const BlockQ8K* x, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / kQKK; ++b) {
     const BlockQ6K* wb = reinterpret_cast<const BlockQ6K*>(wrow) + b;
+    prefetch(wb->ql);
+    prefetch(wb->ql + 64);
+    prefetch(wb->ql + 128);
+    prefetch(wb->ql + 192);
     int corr = 0;
     for (int j = 0; j < 16; ++j) corr += wb->scales[j] * x[b].bsums[j];
     __m256i sumi = _mm256_setzero_si256();
