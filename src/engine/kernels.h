@@ -17,10 +17,12 @@ using TileFn = void (*)(const uint8_t* w, size_t w_stride, int nr, const uint8_t
                         int64_t k, float* y, size_t ldy);
 
 // A prepared Q8_0 activation column (for Q8_0/Q4_0 weights) is nb BlockQ8_0
-// followed, at this 4-byte aligned offset, by the nb block scales as floats,
-// so the SIMD kernels need not convert f16 scales per block.
+// followed, at this 4-byte aligned offset, by the nb block scales as floats
+// (so the SIMD kernels need not convert f16 scales per block), then nb floats
+// 8 * scale * sum(q): the Q4_0 kernels multiply unsigned nibbles and subtract
+// this instead of centring every weight.
 inline size_t q8_0_scales_offset(int64_t nb) { return (size_t(nb) * 34 + 3) & ~size_t(3); }
-inline size_t q8_0_act_bytes(int64_t nb) { return q8_0_scales_offset(nb) + size_t(nb) * 4; }
+inline size_t q8_0_act_bytes(int64_t nb) { return q8_0_scales_offset(nb) + size_t(nb) * 8; }
 
 struct KernelTable {
   const char* name;  // "scalar" or "avx2"

@@ -118,30 +118,68 @@ constexpr int kQ4Bytes = 18, kQ8Bytes = 34;
 constexpr int kPrefetchAhead = 2048;
 inline void prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchAhead, _MM_HINT_T0); }
 
-// One weight row x one column (token generation: memory-bound, keep it lean).
+// Four blocks' f16 scales as floats.
+inline __m128 scales4(const uint8_t* wrow, int64_t b, int block_bytes) {
+  uint16_t h[4];
+  for (int j = 0; j < 4; ++j) std::memcpy(&h[j], wrow + (b + j) * block_bytes, 2);
+  return _mm_cvtph_ps(_mm_setr_epi16(short(h[0]), short(h[1]), short(h[2]), short(h[3]), 0, 0, 0, 0));
+}
+
+// One weight row x one column (token generation). Four blocks at a time: their
+// int sums are folded with hadd into one vector (lanes j and j+4 = block j),
+// so one convert and one FMA with four block scales serve four blocks. Q4_0
+// multiplies the unsigned nibbles (0..15) and subtracts 8 * sum(y) per block
+// from the precomputed column corrections.
 template <bool kQ4>
 float row_dot(const uint8_t* wrow, const uint8_t* a, int64_t nb) {
   const BlockQ8_0* ab = reinterpret_cast<const BlockQ8_0*>(a);
   const float* as = reinterpret_cast<const float*>(a + q8_0_scales_offset(nb));
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  const float* cs = as + nb;
+  constexpr int kBytes = kQ4 ? kQ4Bytes : kQ8Bytes;
+  __m256 acc = _mm256_setzero_ps();
+  __m128 corr = _mm_setzero_ps();
   int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    prefetch(wrow + b * (kQ4 ? kQ4Bytes : kQ8Bytes));
-    if constexpr (!kQ4) prefetch(wrow + b * kQ8Bytes + 64);
-    float d0, d1;
-    __m256i x0 = weight_bytes<kQ4>(wrow, b, &d0), x1 = weight_bytes<kQ4>(wrow, b + 1, &d1);
-    __m256i s0 = dot_i8(_mm256_sign_epi8(x0, x0), x0, load256(ab[b].qs));
-    __m256i s1 = dot_i8(_mm256_sign_epi8(x1, x1), x1, load256(ab[b + 1].qs));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * as[b]), _mm256_cvtepi32_ps(s0), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * as[b + 1]), _mm256_cvtepi32_ps(s1), acc1);
+  for (; b + 4 <= nb; b += 4) {
+    prefetch(wrow + b * kBytes);
+    prefetch(wrow + b * kBytes + 64);
+    if constexpr (!kQ4) prefetch(wrow + b * kBytes + 128);
+    __m256i folded;
+    if constexpr (kQ4) {
+      const __m256i m4 = _mm256_set1_epi8(0x0F);
+      __m256i p[4];
+      for (int j = 0; j < 4; ++j) {
+        const BlockQ4_0* wb = reinterpret_cast<const BlockQ4_0*>(wrow) + b + j;
+        __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb->qs));
+        __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), m4);
+        p[j] = _mm256_maddubs_epi16(nib, load256(ab[b + j].qs));  // |pair| <= 2*15*127
+      }
+      // Each int16 lane below sums 8 products: <= 15240, no overflow.
+      folded = _mm256_madd_epi16(
+          _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3])), _mm256_set1_epi16(1));
+    } else {
+      __m256i s[4];
+      for (int j = 0; j < 4; ++j) {
+        const BlockQ8_0* wb = reinterpret_cast<const BlockQ8_0*>(wrow) + b + j;
+        __m256i x = load256(wb->qs);
+        s[j] = dot_i8(_mm256_sign_epi8(x, x), x, load256(ab[b + j].qs));
+      }
+      folded = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+    }
+    const __m128 dw = scales4(wrow, b, kBytes);
+    const __m128 sc = _mm_mul_ps(dw, _mm_loadu_ps(as + b));
+    acc = _mm256_fmadd_ps(_mm256_set_m128(sc, sc), _mm256_cvtepi32_ps(folded), acc);
+    if constexpr (kQ4) corr = _mm_fmadd_ps(dw, _mm_loadu_ps(cs + b), corr);
   }
+  float tail = 0;
   for (; b < nb; ++b) {
     float d0;
     __m256i x0 = weight_bytes<kQ4>(wrow, b, &d0);
     __m256i s0 = dot_i8(_mm256_sign_epi8(x0, x0), x0, load256(ab[b].qs));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * as[b]), _mm256_cvtepi32_ps(s0), acc0);
+    tail += d0 * as[b] * float(hsum_i32(s0));
   }
-  return hsum(_mm256_add_ps(acc0, acc1));
+  __m128 c = _mm_add_ps(corr, _mm_movehl_ps(corr, corr));
+  c = _mm_add_ss(c, _mm_movehdup_ps(c));
+  return hsum(acc) - _mm_cvtss_f32(c) + tail;
 }
 
 // kRows weight rows x 4 columns (prompt processing). The four columns' int32

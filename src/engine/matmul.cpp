@@ -31,7 +31,13 @@ static void prepare_one(uint32_t wt, const float* x, int64_t cols, uint8_t* out)
       BlockQ8_0* blocks = reinterpret_cast<BlockQ8_0*>(out);
       quantize_row_q8_0_act(x, blocks, cols);
       float* scales = reinterpret_cast<float*>(out + q8_0_scales_offset(nb));
-      for (int64_t b = 0; b < nb; ++b) scales[b] = fp16_to_fp32(blocks[b].d);
+      float* corr = scales + nb;
+      for (int64_t b = 0; b < nb; ++b) {
+        scales[b] = fp16_to_fp32(blocks[b].d);
+        int sum = 0;
+        for (int j = 0; j < kQK; ++j) sum += blocks[b].qs[j];
+        corr[b] = 8.f * scales[b] * float(sum);
+      }
       return;
     }
     case GgmlType::Q4_K:
