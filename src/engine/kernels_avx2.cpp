@@ -249,14 +249,18 @@ void tile_q8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t
 
 // ---- K-quants x Q8_K ----
 
-// The 8 6-bit scales and mins of a Q4_K/Q5_K block.
-inline void k_scales(const uint8_t* s, int* sc, int* m) {
-  for (int j = 0; j < 8; ++j) {
-    uint8_t a, b;
-    k_scale_min(j, s, &a, &b);
-    sc[j] = a;
-    m[j] = b;
-  }
+// The 8 6-bit scales (bytes 0..7) and mins (bytes 8..15) of a Q4_K/Q5_K block,
+// unpacked with 32-bit word operations (same result as k_scale_min for j = 0..7:
+// scales 0-3 and mins 0-3 are the low 6 bits of bytes 0-7; scales/mins 4-7 take
+// their low 4 bits from the nibbles of bytes 8-11 and the top 2 bits from the
+// top bits of bytes 0-3 / 4-7).
+inline void k_scales_mins(const uint8_t* q, uint8_t out[16]) {
+  uint32_t u[3];
+  std::memcpy(u, q, 12);
+  constexpr uint32_t kLow6 = 0x3F3F3F3F, kLow4 = 0x0F0F0F0F, kLow2 = 0x03030303;
+  const uint32_t w[4] = {u[0] & kLow6, (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4), u[1] & kLow6,
+                         ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4)};
+  std::memcpy(out, w, 16);
 }
 
 template <bool kQ5>
@@ -280,10 +284,17 @@ float dot_q45k(const uint8_t* wrow, const BlockQ8K* x, int64_t n) {
     prefetch(qs);
     prefetch(qs + 64);
     if constexpr (kQ5) prefetch(qs + 128);
-    int sc[8], m[8];
-    k_scales(scales, sc, m);
-    int summ = 0;
-    for (int j = 0; j < 8; ++j) summ += m[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+    alignas(16) uint8_t sm[16];
+    k_scales_mins(scales, sm);
+    const uint8_t* sc = sm;
+    // sum_j min_j * (bsums[2j] + bsums[2j+1]) with two SSE ops.
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].bsums)),
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].bsums + 8)));
+    const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8)));
+    __m128i prod = _mm_madd_epi16(bs, mins);
+    prod = _mm_add_epi32(prod, _mm_shuffle_epi32(prod, 0x4E));
+    prod = _mm_add_epi32(prod, _mm_shuffle_epi32(prod, 0xB1));
+    const int summ = _mm_cvtsi128_si32(prod);
     __m256i hbits = kQ5 ? load256(qh) : _mm256_setzero_si256();
     __m256i sumi = _mm256_setzero_si256();
     const int8_t* a = x[b].qs;
