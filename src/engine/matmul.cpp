@@ -77,7 +77,13 @@ void matmul(const std::vector<MatmulOut>& outs, const uint8_t* act, int64_t n_to
   TileFn tile = kernels.for_type(w0.type);
   const size_t a_stride = act_bytes(w0.type, w0.cols);
   // Row chunks over the concatenation of all outputs' rows; a chunk never spans two outputs.
-  const int64_t chunk = n_tokens == 1 ? 16 : 32;
+  // One token: each thread streams long contiguous runs of weights (prefetch
+  // and DRAM pages work best), with enough chunks left to balance the load.
+  // Several tokens: small row blocks so weights are reused from cache.
+  int64_t total_rows = 0;
+  for (const MatmulOut& o : outs) total_rows += o.w->rows;
+  const int64_t chunk =
+      n_tokens == 1 ? std::max<int64_t>(16, total_rows / (int64_t(pool.size()) * 4) / 16 * 16) : 32;
   std::vector<int64_t> first_chunk(outs.size() + 1, 0);
   for (size_t i = 0; i < outs.size(); ++i)
     first_chunk[i + 1] = first_chunk[i] + (outs[i].w->rows + chunk - 1) / chunk;
