@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
+#include "engine/models_cli.h"
 #include "engine/testmodel.h"
 
 namespace aifn::engine {
@@ -106,6 +108,51 @@ TEST_F(EngineTest, ContextFullEndsWithLength) {
   run(prompt, greedy, 100, &r);
   EXPECT_EQ(r.finish, FinishReason::kLength);
   EXPECT_LE(r.completion_tokens, 7);
+}
+
+TEST_F(EngineTest, ModelsRunWritesOnlyGeneratedText) {
+  ModelsRunOptions o;
+  o.path = path_;
+  o.prompt = "hello world";
+  o.n_predict = 8;
+  o.temperature = 0;
+  o.threads = 1;
+  ::testing::internal::CaptureStdout();
+  int rc = models_run(o);
+  std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(rc, 0);
+  // Greedy output equals what generate() produces for the same prompt.
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  GenerationLimits lim;
+  lim.max_tokens = 8;
+  std::string expect;
+  ASSERT_TRUE(engine_->generate(engine_->tokenize("hello world"), greedy, lim, [&](std::string_view t) {
+    expect += t;
+    return true;
+  }));
+  EXPECT_EQ(out, expect);
+  o.path = "/nonexistent.gguf";
+  EXPECT_EQ(models_run(o), 1);
+}
+
+TEST_F(EngineTest, ModelsBenchPrintsOneJsonLine) {
+  ModelsBenchOptions o;
+  o.path = path_;
+  o.threads = 1;
+  o.prompt_tokens = 16;
+  o.gen_tokens = 4;
+  o.reps = 1;
+  o.json = true;
+  ::testing::internal::CaptureStdout();
+  int rc = models_bench(o);
+  std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(out.find("{\"model\":\""), 0u) << out;
+  EXPECT_NE(out.find("\"pp_tokens\":16"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"tg_tps\":"), std::string::npos) << out;
+  EXPECT_EQ(out.back(), '\n');
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1);
 }
 
 }  // namespace
