@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "config/config.h"
@@ -102,8 +103,13 @@ void print_log_line(std::string_view json_line) {
 }  // namespace
 
 int run(int argc, char** argv) {
+  // Diagnostics go to stderr; stdout is for what a command prints (invoke
+  // output, generated text).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("aifn"));
+  if (const char* lvl = std::getenv("AIFN_LOG_LEVEL")) spdlog::set_level(spdlog::level::from_str(lvl));
   CLI::App app{"aifn: serverless AI functions on your own machines"};
   app.require_subcommand(1);
+  app.fallthrough();  // --server may follow the verb
   ClientOptions client;
   client.server = std::getenv("AIFN_SERVER") ? std::getenv("AIFN_SERVER") : "http://127.0.0.1:8080";
   client.key = std::getenv("AIFN_KEY") ? std::getenv("AIFN_KEY") : "";

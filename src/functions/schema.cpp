@@ -65,21 +65,22 @@ Expected<void> InputSchema::validate(const boost::json::value& doc) const {
   if (validator.validate(impl_->schema, adapter, &results)) return {};
   Error e(ErrorType::invalid_input, "input does not match the function's schema");
   valijson::ValidationResults::Error err;
-  // valijson reports each failure with its context, outermost first; keep
-  // the innermost (most specific) message per path.
-  std::vector<ErrorDetail> details;
+  std::vector<ErrorDetail> details, wrappers;
   while (results.popError(err)) {
+    // valijson names each step "[name]" or "[3]": print $.name and $[3].
     std::string path = "$";
     for (auto& c : err.context) {
       if (c == "<root>") continue;
-      path += c.front() == '[' ? c : "." + c;
+      std::string inner = c.size() > 2 && c.front() == '[' && c.back() == ']' ? c.substr(1, c.size() - 2) : c;
+      bool index = !inner.empty() && inner.find_first_not_of("0123456789") == std::string::npos;
+      path += index ? "[" + inner + "]" : "." + inner;
     }
-    if (!details.empty() && details.back().path == path) {
-      details.back().message = err.description;
-      continue;
-    }
-    details.push_back({path, err.description});
+    // "Failed to validate against schema associated with property ..." only
+    // wraps the specific failures below it; keep it only when alone.
+    bool wrapper = err.description.rfind("Failed to validate against", 0) == 0;
+    (wrapper ? wrappers : details).push_back({path, err.description});
   }
+  if (details.empty()) details = std::move(wrappers);
   if (details.size() > 20) details.resize(20);
   e.details = std::move(details);
   return tl::unexpected(std::move(e));

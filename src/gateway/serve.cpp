@@ -4,6 +4,8 @@
 
 #include <filesystem>
 
+#include <openssl/rand.h>
+
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
@@ -60,6 +62,15 @@ int run_server(const config::Server& cfg) {
     spdlog::info("event=memory_limits mode=cgroup_v{} path={}", ctx.cgroup->version(), ctx.cgroup->path());
   else
     spdlog::warn("event=memory_limits mode=rlimit reason=\"no writable memory cgroup; Node functions run without a memory limit\"");
+
+  // Per-call model gateway tokens (DESIGN.md §5): 256 random bits.
+  ctx.mint_token = [] {
+    unsigned char raw[32];
+    RAND_bytes(raw, sizeof raw);
+    std::string t = "aifn_inv_";
+    for (unsigned char c : raw) t += fmt::format("{:02x}", c);
+    return t;
+  };
 
   LogStore logs;
   ctx.log_sink = [&logs](runtime::LogLine l) { logs.add(std::move(l)); };

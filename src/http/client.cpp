@@ -23,8 +23,8 @@ namespace bhttp = beast::http;
 using tcp = net::ip::tcp;
 using boost::system::error_code;
 
-net::awaitable<Expected<ClientResponse>> run(const ClientRequest& r, std::string host, std::string port,
-                                             std::string target) {
+net::awaitable<Expected<ClientResponse>> run(const ClientRequest& r, const std::string& host, const std::string& port,
+                                             const std::string& target) {
   auto ex = co_await net::this_coro::executor;
   tcp::resolver resolver(ex);
   beast::tcp_stream stream(ex);

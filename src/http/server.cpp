@@ -2,7 +2,9 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <charconv>
+#include <cstdio>
 #include <unordered_set>
 
 #include <boost/asio/co_spawn.hpp>
@@ -189,10 +191,10 @@ net::awaitable<bool> Exchange::respond(Response& res) {
   co_return true;
 }
 
-net::awaitable<bool> Exchange::respond(unsigned status, std::string_view content_type, std::string body) {
+net::awaitable<bool> Exchange::respond(unsigned status, std::string_view content_type, std::string_view body) {
   Response res{static_cast<bhttp::status>(status), 11};
   if (!content_type.empty()) res.set(bhttp::field::content_type, content_type);
-  res.body() = std::move(body);
+  res.body() = body;
   co_return co_await respond(res);
 }
 
@@ -230,9 +232,13 @@ net::awaitable<bool> Exchange::write_chunk(std::string_view data) {
   if (conn_.gone_ || !streaming_) co_return false;
   if (data.empty()) co_return true;  // an empty chunk would end the stream
   conn_.set_deadline(conn_.server_->opts.write_timeout);
+  // Chunk framing by hand (RFC 9112 §7.1): size in hex, CRLF, data, CRLF.
+  char size_line[24];
+  int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
+  std::array<net::const_buffer, 3> bufs{net::buffer(size_line, static_cast<std::size_t>(n)),
+                                        net::buffer(data.data(), data.size()), net::buffer("\r\n", 2)};
   error_code ec;
-  co_await net::async_write(conn_.sock_, bhttp::make_chunk(net::buffer(data.data(), data.size())),
-                            net::redirect_error(use_awaitable, ec));
+  co_await net::async_write(conn_.sock_, bufs, net::redirect_error(use_awaitable, ec));
   conn_.clear_deadline();
   if (ec) {
     conn_.gone_ = true;
@@ -245,7 +251,7 @@ net::awaitable<bool> Exchange::end_stream() {
   if (conn_.gone_ || !streaming_) co_return false;
   conn_.set_deadline(conn_.server_->opts.write_timeout);
   error_code ec;
-  co_await net::async_write(conn_.sock_, bhttp::make_chunk_last(), net::redirect_error(use_awaitable, ec));
+  co_await net::async_write(conn_.sock_, net::buffer("0\r\n\r\n", 5), net::redirect_error(use_awaitable, ec));
   conn_.clear_deadline();
   if (ec) {
     conn_.gone_ = true;

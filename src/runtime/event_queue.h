@@ -26,7 +26,7 @@ class EventQueue {
     consumer_.cancel();
   }
   // Pushes, then waits while the queue is over capacity. False once closed.
-  boost::asio::awaitable<bool> push_wait(T v) {
+  boost::asio::awaitable<bool> push_wait(T&& v) {
     push(std::move(v));
     while (q_.size() > capacity_ && !closed_) {
       producer_.expires_at(std::chrono::steady_clock::time_point::max());

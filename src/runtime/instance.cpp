@@ -322,7 +322,8 @@ net::awaitable<void> Instance::on_response(http::Exchange& ex, const std::string
       }
       break;
     }
-    if (!co_await inv->deliver_wait({EventKind::chunk, std::move(**piece), {}})) break;
+    CallEvent chunk{EventKind::chunk, std::move(**piece), {}};
+    if (!co_await inv->deliver_wait(std::move(chunk))) break;
   }
   if (ex.body_done()) co_await ex.respond(202, "application/json", R"({"status":"OK"})");
   else {

@@ -27,7 +27,7 @@ void Invocation::deliver(CallEvent ev) {
   events_.push(std::move(ev));
 }
 
-net::awaitable<bool> Invocation::deliver_wait(CallEvent ev) {
+net::awaitable<bool> Invocation::deliver_wait(CallEvent&& ev) {
   if (ended_) co_return false;
   last_output_ = Clock::now();
   co_return co_await events_.push_wait(std::move(ev));

@@ -60,7 +60,7 @@ std::shared_ptr<Instance> Pool::start_instance(std::string* error, bool reserve)
   return inst;
 }
 
-net::awaitable<Expected<std::shared_ptr<Invocation>>> Pool::invoke(std::string request_id, std::string event) {
+net::awaitable<Expected<std::shared_ptr<Invocation>>> Pool::invoke(const std::string& request_id, std::string&& event) {
   auto self = shared_from_this();
   if (draining_ || stopped_)
     co_return fail(ErrorType::unavailable, fmt::format("function {} version {} is being replaced", spec_->cfg.name,
@@ -90,7 +90,7 @@ net::awaitable<Expected<std::shared_ptr<Invocation>>> Pool::invoke(std::string r
     inst = std::move(w.granted);
     cold = w.cold;
   }
-  auto inv = std::make_shared<Invocation>(ctx_.io.get_executor(), std::move(request_id), std::move(event),
+  auto inv = std::make_shared<Invocation>(ctx_.io.get_executor(), request_id, std::move(event),
                                           spec_->cfg.timeout);
   inv->cold_start = cold;
   inv->pool_ = self;

@@ -115,7 +115,7 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   friend class Instance;
   friend class Pool;
   void deliver(CallEvent ev);
-  boost::asio::awaitable<bool> deliver_wait(CallEvent ev);
+  boost::asio::awaitable<bool> deliver_wait(CallEvent&& ev);
   void end(std::optional<Error> why);
   void start_deadline();
   // SSE streams: a ": ping" comment after `every` of silence (DESIGN.md §6).
@@ -149,7 +149,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
 
   // Finds or starts an instance and queues the call on it; 429 throttled
   // when none frees up within queue_timeout, 503 when draining.
-  boost::asio::awaitable<Expected<std::shared_ptr<Invocation>>> invoke(std::string request_id, std::string event);
+  boost::asio::awaitable<Expected<std::shared_ptr<Invocation>>> invoke(const std::string& request_id,
+                                                                      std::string&& event);
 
   // Starts min_instances (called once the pool is installed).
   void start();

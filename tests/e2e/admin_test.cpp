@@ -20,7 +20,7 @@ std::string run_cli(const std::string& args) {
 }
 
 TEST(Admin, UsageRowsMatchTheCallsMade) {
-  FunctionsDir fns({{"metered", "memory = \"128MiB\"\n"}, {"other", ""}});
+  FunctionsDir fns{{"metered", "memory = \"128MiB\"\n"}, {"other", ""}};
   Server s(fns.path());
   for (int i = 0; i < 5; ++i) s.post("/fn/metered", "{}");
   s.post("/fn/metered", R"({"throw":"x"})");
@@ -39,7 +39,7 @@ TEST(Admin, UsageRowsMatchTheCallsMade) {
 }
 
 TEST(Admin, DeployInstallsANewVersionWhileCallsFinishOnTheOld) {
-  FunctionsDir fns({{"versioned", ""}});
+  FunctionsDir fns{{"versioned", ""}};
   Server s(fns.path());
   auto old_call = std::async(std::launch::async, [&] { return s.post("/fn/versioned", R"({"sleep_ms":800})"); });
   ASSERT_TRUE(eventually([&] { return instance_count(s, "versioned") == 1; }, 5s));
@@ -60,8 +60,8 @@ TEST(Admin, DeployInstallsANewVersionWhileCallsFinishOnTheOld) {
 }
 
 TEST(Admin, DeployedVersionSurvivesARestart) {
-  FunctionsDir fns({});
-  fs::create_directories(fns.path());
+  FunctionsDir fns;
+  fs::create_directories(fns.path() / "none-here");
   auto src = fns.path() / "src";
   write_function(src, "name = \"kept\"\nruntime = \"node\"\nhandler = \"index.handler\"\n",
                  {{"index.js", "exports.handler = async () => 'kept';"}});
@@ -85,8 +85,7 @@ TEST(Admin, DeployedVersionSurvivesARestart) {
 }
 
 TEST(Admin, DeployRefusesBadManifestsAndNames) {
-  FunctionsDir fns({});
-  fs::create_directories(fns.path());
+  FunctionsDir fns;
   Server s(fns.path());
   auto src = fns.path() / "bad";
   write_function(src, "name = \"bad\"\nruntime = \"cobol\"\nhandler = \"x\"\n", {});
@@ -101,7 +100,7 @@ TEST(Admin, DeployRefusesBadManifestsAndNames) {
 }
 
 TEST(Admin, LogsAreKeptPerCallAndShownByTheCli) {
-  FunctionsDir fns({{"chatty", ""}});
+  FunctionsDir fns{{"chatty", ""}};
   Server s(fns.path());
   auto r = s.post("/fn/chatty", R"({"log":"hello from the function"})");
   auto rid = r.header("x-request-id");
@@ -116,7 +115,7 @@ TEST(Admin, LogsAreKeptPerCallAndShownByTheCli) {
 }
 
 TEST(Admin, CliInvokesAndStreams) {
-  FunctionsDir fns({{"probe-node", ""}, {"stream", "", "node", "index.stream"}});
+  FunctionsDir fns{{"probe-node", ""}, {"stream", "", "node", "index.stream"}};
   Server s(fns.path());
   auto out = run_cli("invoke probe-node -d '{\"x\":7}' --server " + s.url(""));
   EXPECT_NE(out.find("\"x\":7"), std::string::npos) << out;
@@ -128,7 +127,7 @@ TEST(Admin, CliInvokesAndStreams) {
 }
 
 TEST(Admin, BadManifestStopsStartupNamingFileLineAndKey) {
-  FunctionsDir fns({{"broken", "timeout = \"soon\"\n"}});
+  FunctionsDir fns{{"broken", "timeout = \"soon\"\n"}};
   auto out = run_cli("serve --listen 127.0.0.1:0 --data " + (fns.path() / "data").string() + " --functions " +
                      fns.path().string());
   EXPECT_NE(out.find("broken/function.toml:4"), std::string::npos) << out;
@@ -138,8 +137,7 @@ TEST(Admin, BadManifestStopsStartupNamingFileLineAndKey) {
 TEST(Admin, OfficialAwsLambdaRicRunsANodeFunctionUnchanged) {
   auto ric = fs::path(source_dir()) / "tests/node/node_modules/aws-lambda-ric/index.mjs";
   if (!fs::exists(ric)) GTEST_SKIP() << "aws-lambda-ric did not install (npm); see docs/FUNCTIONS.md";
-  FunctionsDir fns({});
-  fs::create_directories(fns.path());
+  FunctionsDir fns;
   auto dir = fns.path() / "ric";
   write_function(dir,
                  "name = \"ric\"\nruntime = \"exec\"\nhandler = \"node " + ric.string() +

@@ -19,12 +19,16 @@ struct FnDef {
 // A temporary functions folder holding the given functions.
 class FunctionsDir {
  public:
-  explicit FunctionsDir(const std::vector<FnDef>& fns) {
+  FunctionsDir() : FunctionsDir(std::initializer_list<FnDef>{}) {}
+  FunctionsDir(std::initializer_list<FnDef> fns) {
     static int n = 0;
     dir_ = fs::temp_directory_path() / ("aifn-fns-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
     fs::remove_all(dir_);
+    fs::create_directories(dir_);
     for (auto& f : fns) add(f);
   }
+  FunctionsDir(const FunctionsDir&) = delete;
+  FunctionsDir& operator=(const FunctionsDir&) = delete;
   ~FunctionsDir() { fs::remove_all(dir_); }
   void add(const FnDef& f) {
     auto d = dir_ / f.name;

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -56,8 +57,12 @@ class Server {
     data_ = fs::temp_directory_path() / ("aifn-e2e-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
     fs::remove_all(data_);
     fs::create_directories(data_);
-    std::vector<std::string> args = {binary(), "serve", "--listen", "127.0.0.1:0", "--data", data_.string(),
-                                     "--functions", functions_dir.string()};
+    std::vector<std::string> args = {binary(), "serve", "--listen", "127.0.0.1:0", "--functions",
+                                     functions_dir.string()};
+    if (std::find(extra.begin(), extra.end(), "--data") == extra.end()) {
+      args.push_back("--data");
+      args.push_back(data_.string());
+    }
     if (!config_text.empty()) {
       std::ofstream(data_ / "aifn.toml") << config_text;
       args.push_back("--config");
@@ -68,6 +73,7 @@ class Server {
     if (::pipe(p) != 0) throw std::runtime_error("pipe");
     pid_ = ::fork();
     if (pid_ == 0) {
+      ::dup2(p[1], 1);
       ::dup2(p[1], 2);
       ::close(p[0]);
       ::close(p[1]);
@@ -87,8 +93,19 @@ class Server {
         log_.append(buf, n);
       }
     });
-    bool up = eventually([&] { return port_from_log() != 0; }, std::chrono::seconds(20));
-    if (!up) throw std::runtime_error("aifn did not start: " + log());
+    bool up = eventually([&] {
+      int st;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {  // exited: no point waiting
+        pid_ = -1;
+        if (reader_.joinable()) reader_.join();
+        return true;
+      }
+      return port_from_log() != 0;
+    }, std::chrono::seconds(20)) && pid_ > 0;
+    if (!up) {
+      stop();
+      throw std::runtime_error("aifn did not start: " + log());
+    }
     port_ = port_from_log();
   }
   ~Server() {

@@ -9,7 +9,7 @@ namespace {
 using namespace std::chrono_literals;
 
 TEST(Invoke, NodeColdThenWarmOnTheSameProcess) {
-  FunctionsDir fns({{"probe-node", ""}});
+  FunctionsDir fns{{"probe-node", ""}};
   Server s(fns.path());
   auto first = s.post("/fn/probe-node", R"({"n":1})");
   ASSERT_EQ(first.status, 200) << first.body;
@@ -27,7 +27,7 @@ TEST(Invoke, NodeColdThenWarmOnTheSameProcess) {
 }
 
 TEST(Invoke, PythonColdThenWarmOnTheSameProcess) {
-  FunctionsDir fns({{"probe-py", "", "python", "probe.handler"}});
+  FunctionsDir fns{{"probe-py", "", "python", "probe.handler"}};
   Server s(fns.path());
   auto first = s.post("/fn/probe-py", R"({"n":1})");
   ASSERT_EQ(first.status, 200) << first.body << s.log();
@@ -45,14 +45,14 @@ TEST(Invoke, CppExecHello) {
 }
 
 TEST(Invoke, RequestIdFromTheClientIsKept) {
-  FunctionsDir fns({{"probe-node", ""}});
+  FunctionsDir fns{{"probe-node", ""}};
   Server s(fns.path());
   auto r = s.post("/fn/probe-node", "{}", {{"X-Request-Id", "my-trace-123"}});
   EXPECT_EQ(r.header("x-request-id"), "my-trace-123");
 }
 
 TEST(Invoke, FunctionErrorIs500WithItsType) {
-  FunctionsDir fns({{"probe-node", ""}});
+  FunctionsDir fns{{"probe-node", ""}};
   Server s(fns.path());
   auto r = s.post("/fn/probe-node", R"({"throw":"boom"})");
   EXPECT_EQ(r.status, 500);
@@ -63,7 +63,7 @@ TEST(Invoke, FunctionErrorIs500WithItsType) {
 }
 
 TEST(Invoke, StreamedFirstBytesArriveLongBeforeTheEnd) {
-  FunctionsDir fns({{"stream", "", "node", "index.stream"}});
+  FunctionsDir fns{{"stream", "", "node", "index.stream"}};
   Server s(fns.path());
   s.post("/fn/stream", R"({"chunks":1,"gap_ms":0})");  // warm up: measure streaming, not boot
   auto t0 = std::chrono::steady_clock::now();
@@ -85,7 +85,7 @@ TEST(Invoke, StreamedFirstBytesArriveLongBeforeTheEnd) {
 }
 
 TEST(Invoke, PythonGeneratorStreams) {
-  FunctionsDir fns({{"pystream", "", "python", "probe.stream"}});
+  FunctionsDir fns{{"pystream", "", "python", "probe.stream"}};
   Server s(fns.path());
   auto t0 = std::chrono::steady_clock::now();
   double first = -1;
@@ -104,7 +104,7 @@ TEST(Invoke, PythonGeneratorStreams) {
 }
 
 TEST(Invoke, SseStreamGetsPingsWhenQuiet) {
-  FunctionsDir fns({{"sse", "", "node", "index.stream"}});
+  FunctionsDir fns{{"sse", "", "node", "index.stream"}};
   Server s(fns.path(), {}, "[limits]\nsse_heartbeat = \"200ms\"\n");
   auto r = s.post("/fn/sse", R"({"sse":true,"chunks":2,"gap_ms":700})");
   EXPECT_EQ(r.header("content-type"), "text/event-stream");
@@ -113,7 +113,7 @@ TEST(Invoke, SseStreamGetsPingsWhenQuiet) {
 }
 
 TEST(Invoke, DocumentedErrorStatuses) {
-  FunctionsDir fns({{"strict", "max_request = \"1KiB\"\n[input]\nschema = \"schema.json\"\n"}});
+  FunctionsDir fns{{"strict", "max_request = \"1KiB\"\n[input]\nschema = \"schema.json\"\n"}};
   Server s(fns.path());
   // 404: no such function
   auto r = s.post("/fn/nope", "{}");
@@ -147,7 +147,7 @@ TEST(Invoke, DocumentedErrorStatuses) {
 }
 
 TEST(Invoke, QueueTimeoutGives429WithRetryAfter) {
-  FunctionsDir fns({{"one", "max_instances = 1\nqueue_timeout = \"200ms\"\n"}});
+  FunctionsDir fns{{"one", "max_instances = 1\nqueue_timeout = \"200ms\"\n"}};
   Server s(fns.path());
   auto slow = std::async(std::launch::async, [&] { return s.post("/fn/one", R"({"sleep_ms":1500})"); });
   ASSERT_TRUE(eventually([&] { return instance_count(s, "one") == 1; }, 5s));
@@ -163,7 +163,7 @@ TEST(Invoke, QueueTimeoutGives429WithRetryAfter) {
 }
 
 TEST(Invoke, MetricsExposeCallsColdStartsAndInstances) {
-  FunctionsDir fns({{"probe-node", ""}});
+  FunctionsDir fns{{"probe-node", ""}};
   Server s(fns.path());
   s.post("/fn/probe-node", "{}");
   s.post("/fn/probe-node", R"({"throw":"x"})");

@@ -5,6 +5,11 @@
 #include <future>
 #include <set>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+
 #include "fixtures.h"
 
 namespace aifn::e2e {
@@ -18,7 +23,7 @@ int instance_pid(Server& s, const std::string& fn) {
 }
 
 TEST(Lifecycle, ScalesToZeroAfterIdleTimeout) {
-  FunctionsDir fns({{"idle", "idle_timeout = \"300ms\"\n"}});
+  FunctionsDir fns{{"idle", "idle_timeout = \"300ms\"\n"}};
   Server s(fns.path());
   auto r = s.post("/fn/idle", "{}");
   int pid = json_int(r.body, "pid");
@@ -30,7 +35,7 @@ TEST(Lifecycle, ScalesToZeroAfterIdleTimeout) {
 }
 
 TEST(Lifecycle, MinInstancesAreStartedAtBootAndKept) {
-  FunctionsDir fns({{"warm", "min_instances = 1\nidle_timeout = \"200ms\"\n"}});
+  FunctionsDir fns{{"warm", "min_instances = 1\nidle_timeout = \"200ms\"\n"}};
   Server s(fns.path());
   ASSERT_TRUE(eventually([&] { return instance_count(s, "warm") == 1; }, 5s));
   // Give it time to become ready, then idle well past idle_timeout.
@@ -41,7 +46,7 @@ TEST(Lifecycle, MinInstancesAreStartedAtBootAndKept) {
 }
 
 TEST(Lifecycle, DeadlineKillsTheWholeProcessGroupWith504) {
-  FunctionsDir fns({{"deadline", "timeout = \"500ms\"\n"}});
+  FunctionsDir fns{{"deadline", "timeout = \"500ms\"\n"}};
   Server s(fns.path());
   s.post("/fn/deadline", "{}");  // warm: time the deadline, not the boot
   int pid = instance_pid(s, "deadline");
@@ -65,7 +70,7 @@ TEST(Lifecycle, DeadlineKillsTheWholeProcessGroupWith504) {
 }
 
 TEST(Lifecycle, CrashGives502AndTheNextCallWorks) {
-  FunctionsDir fns({{"crashy", ""}});
+  FunctionsDir fns{{"crashy", ""}};
   Server s(fns.path());
   auto r = s.post("/fn/crashy", R"({"crash":true})");
   EXPECT_EQ(r.status, 502);
@@ -77,7 +82,7 @@ TEST(Lifecycle, CrashGives502AndTheNextCallWorks) {
 }
 
 TEST(Lifecycle, MemoryLimitGivesOutOfMemory) {
-  FunctionsDir fns({{"hungry", "memory = \"96MiB\"\n"}});
+  FunctionsDir fns{{"hungry", "memory = \"96MiB\"\n"}};
   Server s(fns.path());
   if (s.log().find("mode=cgroup") == std::string::npos)
     GTEST_SKIP() << "no writable memory cgroup on this machine; the rlimit fallback does not cover Node";
@@ -88,7 +93,7 @@ TEST(Lifecycle, MemoryLimitGivesOutOfMemory) {
 }
 
 TEST(Lifecycle, ConcurrentCallsSpreadOverUpToMaxInstances) {
-  FunctionsDir fns({{"spread", "max_instances = 3\nqueue_timeout = \"10s\"\n"}});
+  FunctionsDir fns{{"spread", "max_instances = 3\nqueue_timeout = \"10s\"\n"}};
   Server s(fns.path());
   std::vector<std::future<http::ClientResponse>> calls;
   for (int i = 0; i < 6; ++i)
@@ -104,7 +109,7 @@ TEST(Lifecycle, ConcurrentCallsSpreadOverUpToMaxInstances) {
 }
 
 TEST(Lifecycle, ClientDisconnectCancelsTheCall) {
-  FunctionsDir fns({{"leaver", ""}});
+  FunctionsDir fns{{"leaver", ""}};
   Server s(fns.path());
   s.post("/fn/leaver", "{}");
   int pid = instance_pid(s, "leaver");
@@ -127,7 +132,7 @@ TEST(Lifecycle, ClientDisconnectCancelsTheCall) {
 }
 
 TEST(Lifecycle, SigtermFinishesCallsInFlightAndLeavesNoChild) {
-  FunctionsDir fns({{"busy", "min_instances = 2\n"}});
+  FunctionsDir fns{{"busy", "min_instances = 2\n"}};
   Server s(fns.path());
   ASSERT_TRUE(eventually([&] { return children_of(s.pid()).size() == 2; }, 5s));
   auto kids = children_of(s.pid());

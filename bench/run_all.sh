@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, each printing `bench NAME VALUE UNIT` lines
+# with ratios against baselines measured in the same run.
+set -euo pipefail
+build=${1:-build}
+root="$(cd "$(dirname "$0")/.." && pwd)"
+echo "# platform (wrk, nginx baseline)"
+python3 "$root/bench/platform_bench.py" --build "$root/$build"
+if [ -x "$root/bench/engine_bench.sh" ]; then
+  echo "# engine"
+  bash "$root/bench/engine_bench.sh" "$root/$build"
+fi
