@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "config/config.h"
+#include "engine/models_cli.h"
 #include "functions/archive.h"
 #include "gateway/serve.h"
 #include "http/client.h"
@@ -146,6 +148,29 @@ int run(int argc, char** argv) {
 
   auto* version = app.add_subcommand("version", "print the version");
 
+  // models run / bench: the built-in engine, locally, no server needed.
+  auto* models = app.add_subcommand("models", "run or benchmark a GGUF model locally");
+  models->require_subcommand(1);
+  auto* models_run = models->add_subcommand("run", "generate text; stdout holds only the generated text");
+  engine::ModelsRunOptions run_opts;
+  std::optional<std::uint64_t> seed;
+  models_run->add_option("FILE", run_opts.path, "model.gguf")->required();
+  models_run->add_option("-p,--prompt", run_opts.prompt, "prompt")->required();
+  models_run->add_option("-n,--n-predict", run_opts.n_predict, "tokens to generate");
+  models_run->add_option("--temp", run_opts.temperature, "temperature (0 = greedy)");
+  models_run->add_option("--top-k", run_opts.top_k);
+  models_run->add_option("--top-p", run_opts.top_p);
+  models_run->add_option("--seed", seed);
+  models_run->add_option("--threads", run_opts.threads);
+  auto* models_bench = models->add_subcommand("bench", "prompt-processing and generation tokens/s");
+  engine::ModelsBenchOptions bench_opts;
+  models_bench->add_option("FILE", bench_opts.path, "model.gguf")->required();
+  models_bench->add_option("--threads", bench_opts.threads);
+  models_bench->add_option("--prompt", bench_opts.prompt_tokens);
+  models_bench->add_option("--gen", bench_opts.gen_tokens);
+  models_bench->add_option("--reps", bench_opts.reps);
+  models_bench->add_flag("--json", bench_opts.json);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -157,6 +182,11 @@ int run(int argc, char** argv) {
       std::cout << "aifn " << kVersion << "\n";
       return 0;
     }
+    if (*models_run) {
+      run_opts.seed = seed;
+      return engine::models_run(run_opts);
+    }
+    if (*models_bench) return engine::models_bench(bench_opts);
     if (*serve) {
       config::Server cfg = config::load_server(config_path);
       config::apply_env(cfg, environ);
