@@ -262,6 +262,7 @@ tl::expected<void, std::string> GgufFile::parse() {
   uint64_t data_start = (c.pos() + alignment_ - 1) / alignment_ * alignment_;
   if (data_start > size_ && !tensors_.empty()) return tl::unexpected(std::string("tensor data section is missing (file truncated)"));
   uint64_t data_size = data_start <= size_ ? size_ - data_start : 0;
+  data_offset_ = data_start;
   for (TensorInfo& ti : tensors_) {
     if (ti.offset > data_size || ti.nbytes > data_size - ti.offset)
       return tl::unexpected("tensor '" + ti.name + "' (" + std::to_string(ti.nbytes) + " bytes at offset " +

@@ -67,6 +67,8 @@ class GgufFile {
   uint32_t version() const { return version_; }
   uint64_t file_size() const { return size_; }
   uint64_t alignment() const { return alignment_; }
+  // File offset of the tensor data section (TensorInfo::offset is relative to it).
+  uint64_t data_offset() const { return data_offset_; }
 
   bool has(std::string_view key) const;
   const GgufValue* find(std::string_view key) const;
@@ -92,6 +94,7 @@ class GgufFile {
   std::unique_ptr<uint64_t[]> owned_;  // from_memory copy (8-byte aligned)
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
+  uint64_t data_offset_ = 0;
   std::map<std::string, GgufValue, std::less<>> kv_;
   std::vector<std::string> key_order_;
   std::vector<TensorInfo> tensors_;

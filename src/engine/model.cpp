@@ -154,7 +154,7 @@ tl::expected<std::shared_ptr<const Model>, std::string> Model::load(std::shared_
       if (!r) return Error(r.error());
     }
     // Q/K/V biases: qwen2 has them; optional elsewhere.
-    if (f.find_tensor(b + "attn_q.bias") != nullptr || c.arch == "qwen2") {
+    if (f.find_tensor(b + "attn_q.bias") != nullptr) {
       for (auto r : {vec("attn_q.bias", c.n_embd, &L.bq), vec("attn_k.bias", kv_dim, &L.bk),
                      vec("attn_v.bias", kv_dim, &L.bv)}) {
         if (!r) return Error(r.error());

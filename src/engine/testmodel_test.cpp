@@ -126,5 +126,70 @@ TEST(ModelLoad, ClearErrorsForBadModels) {
   EXPECT_NE(shape.error().find("has shape [64, 192]; expected [64, 200]"), std::string::npos) << shape.error();
 }
 
+// qwen2 rotates (i, i + d/2) pairs (NeoX) where llama rotates (2i, 2i + 1). A
+// llama model and a qwen2 model whose Wq/Wk rows are permuted inside every
+// head so that NeoX pair i is llama pair i compute the same logits: q.k is
+// unchanged when q and k are permuted alike.
+TEST(ModelLoad, Qwen2NeoxRopeMatchesPermutedLlama) {
+  TestModelConfig c;
+  c.n_head = 2;
+  c.n_head_kv = 1;
+  TempFile f{tmp_path("llama.gguf")};
+  ASSERT_TRUE(write_test_model(c, f.path));
+  const std::string llama = testing::read_file(f.path);
+  auto g = GgufFile::from_memory(llama);
+  ASSERT_TRUE(g);
+  std::string qwen = patched(llama, "llama", "qwen2");  // general.architecture
+  for (size_t at = qwen.find("llama."); at != std::string::npos && at < (*g)->data_offset();
+       at = qwen.find("llama.", at))
+    qwen.replace(at, 6, "qwen2.");
+  const int hd = c.n_embd / c.n_head, half = hd / 2;
+  for (int l = 0; l < c.n_layer; ++l) {
+    for (const char* name : {"attn_q.weight", "attn_k.weight"}) {
+      const TensorInfo* t = (*g)->find_tensor("blk." + std::to_string(l) + "." + name);
+      ASSERT_NE(t, nullptr);
+      const size_t row = size_t(t->ne[0]) * 4, base = size_t((*g)->data_offset() + t->offset);
+      for (uint64_t h = 0; h < t->ne[1] / uint64_t(hd); ++h) {
+        for (int i = 0; i < half; ++i) {
+          // NeoX row i <- llama row 2i, NeoX row i + half <- llama row 2i + 1.
+          size_t src0 = base + (h * hd + 2 * i) * row, src1 = base + (h * hd + 2 * i + 1) * row;
+          size_t dst0 = base + (h * hd + i) * row, dst1 = base + (h * hd + i + half) * row;
+          qwen.replace(dst0, row, llama, src0, row);
+          qwen.replace(dst1, row, llama, src1, row);
+        }
+      }
+    }
+  }
+  auto ml = load_bytes(llama);
+  auto mq = load_bytes(qwen);
+  ASSERT_TRUE(ml) << ml.error();
+  ASSERT_TRUE(mq) << mq.error();
+  EXPECT_EQ((*mq)->config().arch, "qwen2");
+  EXPECT_EQ((*mq)->config().rope, RopeType::kNeox);
+  ThreadPool pool(1);
+  Session sl(*ml, pool, 16), sq(*mq, pool, 16);
+  std::vector<int32_t> toks{1, 300, 301, 302, 303, 304, 40, 41};
+  std::vector<float> a, b;
+  ASSERT_TRUE(sl.eval(toks, Logits::kAll, &a));
+  ASSERT_TRUE(sq.eval(toks, Logits::kAll, &b));
+  ASSERT_EQ(a.size(), b.size());
+  double max_diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) max_diff = std::max(max_diff, double(std::fabs(a[i] - b[i])));
+  EXPECT_LT(max_diff, 1e-4);
+  // And the rope layout matters: the unpermuted qwen2 model differs.
+  std::string plain = patched(llama, "llama", "qwen2");
+  for (size_t at = plain.find("llama."); at != std::string::npos && at < (*g)->data_offset();
+       at = plain.find("llama.", at))
+    plain.replace(at, 6, "qwen2.");
+  auto mp = load_bytes(plain);
+  ASSERT_TRUE(mp);
+  Session sp(*mp, pool, 16);
+  std::vector<float> p;
+  ASSERT_TRUE(sp.eval(toks, Logits::kAll, &p));
+  double diff_plain = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff_plain = std::max(diff_plain, double(std::fabs(a[i] - p[i])));
+  EXPECT_GT(diff_plain, 1e-2);
+}
+
 }  // namespace
 }  // namespace aifn::engine
