@@ -76,29 +76,40 @@ void matmul(const std::vector<MatmulOut>& outs, const uint8_t* act, int64_t n_to
   const WeightMatrix& w0 = *outs[0].w;
   TileFn tile = kernels.for_type(w0.type);
   const size_t a_stride = act_bytes(w0.type, w0.cols);
-  // Row chunks over the concatenation of all outputs' rows; a chunk never spans two outputs.
-  // One token: each thread streams long contiguous runs of weights (prefetch
-  // and DRAM pages work best), with enough chunks left to balance the load.
-  // Several tokens: small row blocks so weights are reused from cache.
+  // Row chunks over the concatenation of all outputs' rows; a chunk never spans
+  // two outputs. Several tokens: small fixed blocks so weights are reused from
+  // cache. One token: guided sizes, each a share of what is left, so threads
+  // first stream long contiguous runs (prefetch and DRAM pages work best) and
+  // the last chunks are small (a thread that was descheduled holds up little).
+  struct Chunk {
+    size_t out;
+    int64_t r0;
+    int nr;
+  };
+  std::vector<Chunk> chunks;
   int64_t total_rows = 0;
   for (const MatmulOut& o : outs) total_rows += o.w->rows;
-  const int64_t chunk =
-      n_tokens == 1 ? std::max<int64_t>(16, total_rows / (int64_t(pool.size()) * 4) / 16 * 16) : 32;
-  std::vector<int64_t> first_chunk(outs.size() + 1, 0);
-  for (size_t i = 0; i < outs.size(); ++i)
-    first_chunk[i + 1] = first_chunk[i] + (outs[i].w->rows + chunk - 1) / chunk;
-  const int64_t n_chunks = first_chunk.back();
-  pool.parallel_for(n_chunks, 1, [&](int64_t cb, int64_t ce, int) {
+  const int64_t parts = 2 * int64_t(pool.size());
+  int64_t left = total_rows;
+  for (size_t o = 0; o < outs.size(); ++o) {
+    for (int64_t r0 = 0; r0 < outs[o].w->rows;) {
+      int64_t size = n_tokens == 1 ? std::max<int64_t>(16, (left / parts + 15) / 16 * 16) : 32;
+      size = std::min(size, outs[o].w->rows - r0);
+      chunks.push_back({o, r0, int(size)});
+      r0 += size;
+      left -= size;
+    }
+  }
+  pool.parallel_for(int64_t(chunks.size()), 1, [&](int64_t cb, int64_t ce, int) {
     for (int64_t c = cb; c < ce; ++c) {
-      size_t o = size_t(std::upper_bound(first_chunk.begin(), first_chunk.end(), c) - first_chunk.begin() - 1);
-      const WeightMatrix& w = *outs[o].w;
-      int64_t r0 = (c - first_chunk[o]) * chunk;
-      int nr = int(std::min(chunk, w.rows - r0));
-      const uint8_t* wr = w.data + size_t(r0) * w.row_stride;
+      const Chunk& ch = chunks[size_t(c)];
+      const MatmulOut& out = outs[ch.out];
+      const WeightMatrix& w = *out.w;
+      const uint8_t* wr = w.data + size_t(ch.r0) * w.row_stride;
       for (int64_t t = 0; t < n_tokens; t += kColBlock) {
         int nc = int(std::min(kColBlock, n_tokens - t));
-        tile(wr, w.row_stride, nr, act + size_t(t) * a_stride, a_stride, nc, w.cols,
-             outs[o].y + size_t(t) * outs[o].ldy + size_t(r0), outs[o].ldy);
+        tile(wr, w.row_stride, ch.nr, act + size_t(t) * a_stride, a_stride, nc, w.cols,
+             out.y + size_t(t) * out.ldy + size_t(ch.r0), out.ldy);
       }
     }
   });
