@@ -37,8 +37,7 @@ int run_server(const config::Server& cfg) {
     spdlog::critical("cannot create the data dir {}: {}", cfg.data_dir, ec.message());
     return 1;
   }
-  std::string store_url = cfg.store.empty() ? "sqlite:" + cfg.data_dir + "/aifn.db" : cfg.store;
-  auto store = store::open_store(store_url);
+  auto store = store::open_store(config::store_url(cfg));
   if (!store) {
     spdlog::critical("cannot open the store: {}", store.error().message);
     return 1;

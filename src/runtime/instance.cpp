@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -26,6 +28,19 @@ std::int64_t epoch_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// Lambda Runtime API: the Error-Body trailer of a streamed response is the
+// base64 of the JSON error (aws-lambda-ric sends it so); plain JSON is kept.
+std::string decode_error_trailer(std::string_view v) {
+  if (v.empty() || v.front() == '{') return std::string(v);
+  std::string out(v.size() / 4 * 3 + 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(v.data()), static_cast<int>(v.size()));
+  if (n < 0) return std::string(v);
+  out.resize(static_cast<std::size_t>(n));
+  while (!out.empty() && out.back() == '\0') out.pop_back();  // base64 padding
+  return out;
 }
 
 bool has_shell_syntax(const std::string& s) {
@@ -300,8 +315,18 @@ net::awaitable<void> Instance::on_response(http::Exchange& ex, const std::string
   }
   std::string ct(ex.field("Content-Type"));
   if (ct.empty()) ct = "application/octet-stream";
-  inv->deliver({EventKind::stream_start, ct, {}});
-  if (ct.rfind("text/event-stream", 0) == 0) inv->start_heartbeat(ctx_.sse_heartbeat);
+  // The caller's response starts with the first byte, not with the headers:
+  // a stream that fails before writing anything (aws-lambda-ric sends an
+  // empty body with error trailers) still gets a plain error status.
+  bool started = false;
+  auto start = [&] {
+    if (started) return;
+    started = true;
+    inv->deliver({EventKind::stream_start, ct, {}});
+    if (ct.rfind("text/event-stream", 0) == 0) inv->start_heartbeat(ctx_.sse_heartbeat);
+  };
+  // SSE clients expect the headers at once (and pings while it is quiet).
+  if (ct.rfind("text/event-stream", 0) == 0) start();
   for (;;) {
     auto piece = co_await ex.read_body_some(UINT64_MAX);
     if (inv->ended()) break;
@@ -314,14 +339,16 @@ net::awaitable<void> Instance::on_response(http::Exchange& ex, const std::string
       if (!etype.empty()) {
         Error e(ErrorType::function_error, "the function failed mid-stream");
         e.function_error_type = std::string(etype);
-        e.function_error_body = std::string(ex.field("Lambda-Runtime-Function-Error-Body"));
+        e.function_error_body = decode_error_trailer(ex.field("Lambda-Runtime-Function-Error-Body"));
         inv->end(std::move(e));
       } else {
+        start();
         inv->deliver({EventKind::done, {}, {}});
         inv->end(std::nullopt);
       }
       break;
     }
+    start();
     CallEvent chunk{EventKind::chunk, std::move(**piece), {}};
     if (!co_await inv->deliver_wait(std::move(chunk))) break;
   }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make fuzz`: builds every libFuzzer target with clang (ASan + UBSan) and
+# runs each for FUZZ_SECONDS (default 60) from the committed seed corpus in
+# fuzz/corpus/<target>/. New inputs go to fuzz-out/<target>/ (not committed);
+# a crash stops the run and leaves its input in fuzz-out/ to add as a
+# regression test.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+secs=${FUZZ_SECONDS:-60}
+build="$root/build-fuzz"
+cd "$root"
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAIFN_FUZZ=ON
+fi
+targets=(http_request_fuzz json_schema_fuzz toml_fuzz aifn_archive_fuzz gguf_fuzz tokenizer_fuzz)
+cmake --build "$build" --target "${targets[@]}" aifn-gen-model -j"$(nproc)"
+
+# Seeds that are made rather than committed: a small GGUF and a tar.gz.
+mkdir -p fuzz-out/seeds/gguf_fuzz fuzz-out/seeds/aifn_archive_fuzz
+[ -f fuzz-out/seeds/gguf_fuzz/tiny.gguf ] || \
+  "$build/aifn-gen-model" --out fuzz-out/seeds/gguf_fuzz/tiny.gguf --type q4_0 --n-embd 32 --layers 1 --vocab 300
+[ -f fuzz-out/seeds/aifn_archive_fuzz/hello.tar.gz ] || \
+  tar -C examples -czf fuzz-out/seeds/aifn_archive_fuzz/hello.tar.gz hello-node
+
+for t in "${targets[@]}"; do
+  bin=$(find "$build" -type f -name "$t" -perm -u+x | head -1)
+  corpus="fuzz/corpus/${t}"
+  [ -d "$corpus" ] || corpus="fuzz/corpus/${t#aifn_}"
+  mkdir -p "fuzz-out/$t"
+  seeds=("$corpus")
+  [ -d "fuzz-out/seeds/$t" ] && seeds+=("fuzz-out/seeds/$t")
+  echo "== $t for ${secs}s"
+  "$bin" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="fuzz-out/$t/" "fuzz-out/$t" "${seeds[@]}" 2>&1 |
+    grep -E "stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY|Done" || true
+done
