@@ -1,5 +1,7 @@
 #include "engine/model.h"
 
+#include "engine/engine.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -124,6 +126,39 @@ TEST(Model, MatchesLlamaCppOnEveryReferenceModel) {
     const size_t P = v.prompt.size();
     for (size_t k = 0; k < v.greedy.size(); ++k)
       EXPECT_EQ(argmax(&got[(P - 1 + k) * nv], nv), v.greedy[k]) << "greedy step " << k;
+  }
+}
+
+std::string unhex(std::string_view h) {
+  std::string out;
+  for (size_t i = 0; i + 1 < h.size(); i += 2) out.push_back(char(std::stoi(std::string(h.substr(i, 2)), nullptr, 16)));
+  return out;
+}
+
+// End to end through the public API: the model's own tokenizer, greedy
+// sampling and the text stream give llama.cpp's continuation byte for byte.
+TEST(Engine, GeneratesLlamaCppGreedyTextOnEveryReferenceModel) {
+  for (const std::string& stem : reference_models()) {
+    SCOPED_TRACE(stem);
+    json::value j = json::parse(read_file(testdata_dir() + "/" + stem + ".json"));
+    const json::object& o = j.as_object();
+    auto e = Engine::load(testdata_dir() + "/" + stem + ".gguf", EngineOptions{2, 128});
+    ASSERT_TRUE(e) << e.error();
+    std::vector<TokenId> prompt = (*e)->tokenize(std::string(o.at("prompt").at("text").as_string()));
+    EXPECT_EQ(prompt, ints(o.at("prompt").at("tokens")));
+    SamplingParams greedy;
+    greedy.temperature = 0;
+    GenerationLimits lim;
+    lim.max_tokens = 16;
+    lim.ignore_eos = true;
+    std::string text;
+    auto r = (*e)->generate(prompt, greedy, lim, [&](std::string_view t) {
+      text += t;
+      return true;
+    });
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->completion_tokens, 16);
+    EXPECT_EQ(text, unhex(std::string(o.at("greedy").at("text_hex").as_string())));
   }
 }
 
