@@ -162,33 +162,37 @@ net::awaitable<Expected<std::optional<std::string>>> Exchange::read_body_some(st
   co_return std::optional<std::string>();
 }
 
-namespace {
+// Sets Server, X-Request-Id and keep-alive on a response head: the
+// connection stays open only when the client asked, the request was read
+// whole and the server is not stopping.
 template <class Msg>
-void common_headers(Msg& m, const Exchange& ex, bool keep_alive, const ServerOptions& o) {
-  m.set(bhttp::field::server, o.server_name);
-  if (!ex.request_id.empty()) m.set("X-Request-Id", ex.request_id);
-  m.keep_alive(keep_alive);
+void Exchange::prepare_head(Msg& m) {
+  bool keep = conn_.parser_->get().keep_alive() && !close_after_ && !conn_.server_->stopping &&
+              conn_.parser_->is_done();
+  if (!keep) close_after_ = true;
+  m.set(bhttp::field::server, conn_.server_->opts.server_name);
+  if (!request_id.empty()) m.set("X-Request-Id", request_id);
+  m.keep_alive(keep);
+  m.version(conn_.parser_->get().version());
 }
-}  // namespace
+
+// Runs one write under the write deadline; a failed write marks the client gone.
+template <class WriteOp>
+net::awaitable<bool> Exchange::timed_write(WriteOp&& op) {
+  conn_.set_deadline(conn_.server_->opts.write_timeout);
+  error_code ec;
+  co_await op(net::redirect_error(use_awaitable, ec));
+  conn_.clear_deadline();
+  if (ec) conn_.gone_ = true;
+  co_return !ec;
+}
 
 net::awaitable<bool> Exchange::respond(Response& res) {
   if (responded_ || conn_.gone_) co_return false;
   responded_ = true;
-  bool keep = conn_.parser_->get().keep_alive() && !close_after_ && !conn_.server_->stopping &&
-              conn_.parser_->is_done();
-  if (!keep) close_after_ = true;
-  common_headers(res, *this, keep, conn_.server_->opts);
-  res.version(conn_.parser_->get().version());
+  prepare_head(res);
   res.prepare_payload();
-  conn_.set_deadline(conn_.server_->opts.write_timeout);
-  error_code ec;
-  co_await bhttp::async_write(conn_.sock_, res, net::redirect_error(use_awaitable, ec));
-  conn_.clear_deadline();
-  if (ec) {
-    conn_.gone_ = true;
-    co_return false;
-  }
-  co_return true;
+  co_return co_await timed_write([&](auto token) { return bhttp::async_write(conn_.sock_, res, token); });
 }
 
 net::awaitable<bool> Exchange::respond(unsigned status, std::string_view content_type, std::string_view body) {
@@ -210,54 +214,27 @@ net::awaitable<bool> Exchange::start_stream(StreamHead& head) {
   if (responded_ || conn_.gone_) co_return false;
   responded_ = true;
   streaming_ = true;
-  bool keep = conn_.parser_->get().keep_alive() && !close_after_ && !conn_.server_->stopping &&
-              conn_.parser_->is_done();
-  if (!keep) close_after_ = true;
-  common_headers(head, *this, keep, conn_.server_->opts);
-  head.version(conn_.parser_->get().version());
+  prepare_head(head);
   head.chunked(true);
   bhttp::response_serializer<bhttp::empty_body> sr(head);
-  conn_.set_deadline(conn_.server_->opts.write_timeout);
-  error_code ec;
-  co_await bhttp::async_write_header(conn_.sock_, sr, net::redirect_error(use_awaitable, ec));
-  conn_.clear_deadline();
-  if (ec) {
-    conn_.gone_ = true;
-    co_return false;
-  }
-  co_return true;
+  co_return co_await timed_write([&](auto token) { return bhttp::async_write_header(conn_.sock_, sr, token); });
 }
 
 net::awaitable<bool> Exchange::write_chunk(std::string_view data) {
   if (conn_.gone_ || !streaming_) co_return false;
   if (data.empty()) co_return true;  // an empty chunk would end the stream
-  conn_.set_deadline(conn_.server_->opts.write_timeout);
   // Chunk framing by hand (RFC 9112 §7.1): size in hex, CRLF, data, CRLF.
   char size_line[24];
   int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
   std::array<net::const_buffer, 3> bufs{net::buffer(size_line, static_cast<std::size_t>(n)),
                                         net::buffer(data.data(), data.size()), net::buffer("\r\n", 2)};
-  error_code ec;
-  co_await net::async_write(conn_.sock_, bufs, net::redirect_error(use_awaitable, ec));
-  conn_.clear_deadline();
-  if (ec) {
-    conn_.gone_ = true;
-    co_return false;
-  }
-  co_return true;
+  co_return co_await timed_write([&](auto token) { return net::async_write(conn_.sock_, bufs, token); });
 }
 
 net::awaitable<bool> Exchange::end_stream() {
   if (conn_.gone_ || !streaming_) co_return false;
-  conn_.set_deadline(conn_.server_->opts.write_timeout);
-  error_code ec;
-  co_await net::async_write(conn_.sock_, net::buffer("0\r\n\r\n", 5), net::redirect_error(use_awaitable, ec));
-  conn_.clear_deadline();
-  if (ec) {
-    conn_.gone_ = true;
-    co_return false;
-  }
-  co_return true;
+  co_return co_await timed_write(
+      [&](auto token) { return net::async_write(conn_.sock_, net::buffer("0\r\n\r\n", 5), token); });
 }
 
 bool Exchange::client_gone() const { return conn_.gone_; }

@@ -109,6 +109,10 @@ class Exchange {
 
  private:
   friend class Connection;
+  template <class Msg>
+  void prepare_head(Msg& m);
+  template <class WriteOp>
+  net::awaitable<bool> timed_write(WriteOp&& op);
   Connection& conn_;
   bool responded_ = false;
   bool streaming_ = false;

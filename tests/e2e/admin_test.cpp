@@ -1,5 +1,6 @@
 // Deploys, usage records, logs and the CLI against a real server.
 #include <future>
+#include <mutex>
 
 #include "fixtures.h"
 #include "functions/archive.h"
@@ -112,6 +113,27 @@ TEST(Admin, LogsAreKeptPerCallAndShownByTheCli) {
   auto cli = run_cli("logs chatty --server " + s.url(""));
   EXPECT_NE(cli.find("hello from the function"), std::string::npos) << cli;
   EXPECT_NE(cli.find(rid), std::string::npos) << cli;
+}
+
+TEST(Admin, FollowedLogsArriveAsTheFunctionWritesThem) {
+  FunctionsDir fns{{"chatty", ""}};
+  Server s(fns.path());
+  std::string seen;
+  std::mutex mu;
+  auto follower = std::async(std::launch::async, [&] {
+    return http::fetch({.url = s.url("/admin/logs/chatty?follow=1"), .timeout = std::chrono::milliseconds(3000),
+                        .on_data = [&](std::string_view d) {
+                          std::lock_guard lk(mu);
+                          seen += d;
+                        }});
+  });
+  std::this_thread::sleep_for(200ms);
+  s.post("/fn/chatty", R"({"log":"line while following"})");
+  EXPECT_TRUE(eventually([&] {
+    std::lock_guard lk(mu);
+    return seen.find("line while following") != std::string::npos;
+  }, 2500ms));
+  follower.wait();
 }
 
 TEST(Admin, CliInvokesAndStreams) {
