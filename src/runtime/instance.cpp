@@ -199,7 +199,7 @@ void Instance::kill(std::optional<Error> why) {
 }
 
 void Instance::finish(Invocation& inv) {
-  running_.erase(inv.id);
+  if (!inv.runtime_id.empty()) running_.erase(inv.runtime_id);
   for (auto it = queued_.begin(); it != queued_.end(); ++it)
     if (it->get() == &inv) {
       queued_.erase(it);
@@ -268,7 +268,11 @@ net::awaitable<void> Instance::on_next(http::Exchange& ex) {
     co_await ex.respond_error(Error(ErrorType::unavailable, "call was cancelled"));
     co_return;
   }
-  running_[inv->id] = inv;
+  // Clients choose X-Request-Id; two calls on one instance may share one, so
+  // the Runtime API id is made unique per instance.
+  inv->runtime_id = inv->id;
+  for (std::uint64_t n = calls + 1; running_.count(inv->runtime_id); ++n) inv->runtime_id = fmt::format("{}.{}", inv->id, n);
+  running_[inv->runtime_id] = inv;
   ++calls;
   last_request_id_ = inv->id;
   if (inv->cold_start) inv->init_ms = init_ms;
@@ -277,11 +281,11 @@ net::awaitable<void> Instance::on_next(http::Exchange& ex) {
 
   http::Response res{http::bhttp::status::ok, 11};
   res.set(http::bhttp::field::content_type, "application/json");
-  res.set("Lambda-Runtime-Aws-Request-Id", inv->id);
+  res.set("Lambda-Runtime-Aws-Request-Id", inv->runtime_id);
   res.set("Lambda-Runtime-Deadline-Ms", std::to_string(inv->deadline_epoch_ms));
   res.set("Lambda-Runtime-Invoked-Function-Arn",
           "arn:aws:lambda:local:000000000000:function:" + pool_.spec().cfg.name);
-  res.set("Lambda-Runtime-Trace-Id", "Root=1-" + inv->id);
+  res.set("Lambda-Runtime-Trace-Id", "Root=1-" + inv->runtime_id);
   if (!inv->token.empty()) res.set("Aifn-Invocation-Token", inv->token);
   res.body() = inv->event;
   co_await ex.respond(res);

@@ -80,7 +80,12 @@ void Invocation::abort(Error why) {
   auto inst = instance_;  // end() lets go of it
   bool kill = taken_;     // a call still in the queue has not reached the process
   end(why);
-  if (inst && kill) inst->kill(std::move(why));
+  // The only way to stop one call inside a Lambda runtime is to stop the
+  // process; other calls sharing it (concurrency > 1) learn why from this.
+  if (inst && kill)
+    inst->kill(Error(ErrorType::instance_crashed,
+                     fmt::format("the instance was stopped because another call on it ({}) ended early: {}", id,
+                                 why.message)));
 }
 
 }  // namespace aifn::runtime

@@ -103,6 +103,7 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   Clock::time_point finished{};
   std::int64_t deadline_epoch_ms = 0;
   std::string instance_id;
+  std::string runtime_id;  // Lambda-Runtime-Aws-Request-Id: `id`, made unique on its instance
 
   boost::asio::awaitable<CallEvent> next_event();
   // Ends the call now: the instance is killed (there is no way to stop one
