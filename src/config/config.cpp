@@ -315,7 +315,7 @@ void apply_env(Server& s, char** envp) {
   }
 }
 
-Function load_function(const std::string& dir) {
+Function load_function(const std::string& dir, const std::string& default_name) {
   const std::string path = (fs::path(dir) / "function.toml").string();
   toml::table root = parse_toml(path);
   TomlReader r(path, root, "");
@@ -327,7 +327,9 @@ Function load_function(const std::string& dir) {
     f.name = *v;
   } else {
     fs::path p(dir);
-    std::string folder = p.has_filename() ? p.filename().string() : p.parent_path().filename().string();
+    std::string folder = !default_name.empty() ? default_name
+                         : p.has_filename()    ? p.filename().string()
+                                               : p.parent_path().filename().string();
     if (!valid_function_name(folder))
       r.fail_missing("name", fmt::format("is absent and the folder name \"{}\" is not a valid function name "
                                          "([a-z0-9-], 1 to 63 characters); set name", folder));

@@ -128,9 +128,9 @@ Server load_server(const std::string& path);
 // (file "environment") on a bad value.
 void apply_env(Server& s, char** envp);
 
-// Reads DIR/function.toml. The folder name is used when `name` is absent.
-// Throws ConfigError.
-Function load_function(const std::string& dir);
+// Reads DIR/function.toml. When `name` is absent: `default_name`, or the
+// folder name when that is empty too. Throws ConfigError.
+Function load_function(const std::string& dir, const std::string& default_name = "");
 
 // Validates a function name: [a-z0-9-]{1,63}.
 bool valid_function_name(const std::string& name);

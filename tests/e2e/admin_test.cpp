@@ -64,7 +64,8 @@ TEST(Admin, DeployedVersionSurvivesARestart) {
   FunctionsDir fns;
   fs::create_directories(fns.path() / "none-here");
   auto src = fns.path() / "src";
-  write_function(src, "name = \"kept\"\nruntime = \"node\"\nhandler = \"index.handler\"\n",
+  // No `name` in the manifest: the upload's URL names it, also after the restart.
+  write_function(src, "runtime = \"node\"\nhandler = \"index.handler\"\n",
                  {{"index.js", "exports.handler = async () => 'kept';"}});
   auto tar = functions::create_tar_gz(src.string());
   ASSERT_TRUE(tar);
@@ -144,6 +145,10 @@ TEST(Admin, CliInvokesAndStreams) {
   out = run_cli("invoke stream -d '{\"chunks\":3,\"gap_ms\":10}' --stream --server " + s.url(""));
   EXPECT_EQ(out, "chunk0\nchunk1\nchunk2\n");
   out = run_cli("invoke nope --server " + s.url(""));
+  EXPECT_NE(out.find("404 not_found"), std::string::npos) << out;
+  out = run_cli("invoke nope --stream --server " + s.url(""));  // errors print the same when streaming
+  EXPECT_NE(out.find("404 not_found"), std::string::npos) << out;
+  out = run_cli("logs nope --server " + s.url(""));
   EXPECT_NE(out.find("404 not_found"), std::string::npos) << out;
   EXPECT_NE(run_cli("version").find("aifn "), std::string::npos);
 }
