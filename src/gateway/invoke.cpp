@@ -29,7 +29,6 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     co_await ex.respond_error(Error(ErrorType::not_found, fmt::format("no function named \"{}\"", name)));
     co_return;
   }
-  const auto& cfg = dep->spec->cfg;
   auto finish = [&](int status, const std::string& error_type, const runtime::Invocation* inv, bool streamed) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     metrics_.call(name, status, error_type, secs, inv && inv->cold_start);
@@ -41,7 +40,7 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     r.start_ms = start_ms;
     r.status = status;
     r.error_type = error_type;
-    r.memory_mb = static_cast<std::int64_t>(cfg.memory / (1024 * 1024));
+    r.memory_mb = static_cast<std::int64_t>(dep->spec->cfg.memory / (1024 * 1024));
     if (inv) {
       r.cold_start = inv->cold_start;
       r.init_ms = inv->init_ms;
@@ -92,6 +91,20 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     co_return;
   }
   auto got = co_await dep->pool->invoke(ex.request_id, std::string(text));
+  // A deploy landed while this call waited for an instance of the old
+  // version: it runs on the new one (validated again: the schema may differ).
+  for (std::shared_ptr<const functions::Deployed> fresh; !got && dep->pool->draining() &&
+                                                         (fresh = d_.registry.find(name)) && fresh != dep;) {
+    dep = fresh;
+    if (!dep->pool || text.size() > dep->max_request) break;
+    if (dep->schema) {
+      if (auto v = dep->schema->validate(*doc); !v) {
+        co_await reject(v.error());
+        co_return;
+      }
+    }
+    got = co_await dep->pool->invoke(ex.request_id, std::string(text));
+  }
   if (!got) {
     co_await reject(got.error());
     co_return;

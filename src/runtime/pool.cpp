@@ -80,6 +80,9 @@ net::awaitable<Expected<std::shared_ptr<Invocation>>> Pool::invoke(const std::st
     boost::system::error_code ec;
     co_await w.timer.async_wait(net::redirect_error(net::use_awaitable, ec));
     std::erase(waiters_, &w);
+    if (!w.granted && (draining_ || stopped_))
+      co_return fail(ErrorType::unavailable, fmt::format("function {} version {} is being replaced",
+                                                         spec_->cfg.name, spec_->version));
     if (!w.granted) {
       Error e(ErrorType::throttled,
               fmt::format("all {} instances of {} are busy and none freed up within queue_timeout ({})",
@@ -139,7 +142,8 @@ void Pool::drain() {
   draining_ = true;
   for (auto& i : std::vector<std::shared_ptr<Instance>>(instances_))
     if (i->inflight == 0) i->kill();
-  // Calls waiting for an instance of the old version get a clear answer.
+  // Calls waiting for an instance of the old version are told at once, so the
+  // gateway can send them to the new one.
   for (auto* w : waiters_) w->timer.cancel();
 }
 

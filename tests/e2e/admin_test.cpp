@@ -60,6 +60,25 @@ TEST(Admin, DeployInstallsANewVersionWhileCallsFinishOnTheOld) {
   EXPECT_EQ(info.at("version").as_string(), "2");
 }
 
+TEST(Admin, CallsWaitingForAnInstanceMoveToTheNewVersion) {
+  FunctionsDir fns{{"busy", "max_instances = 1\nqueue_timeout = \"20s\"\n"}};
+  Server s(fns.path());
+  auto running = std::async(std::launch::async, [&] { return s.post("/fn/busy", R"({"sleep_ms":3000})"); });
+  ASSERT_TRUE(eventually([&] { return instance_count(s, "busy") == 1; }, 5s));
+  std::this_thread::sleep_for(300ms);
+  auto waiting = std::async(std::launch::async, [&] { return s.post("/fn/busy", "{}"); });
+  std::this_thread::sleep_for(300ms);  // queued behind the running call
+  auto v2 = fns.path() / "v2";
+  write_function(v2, "name = \"busy\"\nruntime = \"node\"\nhandler = \"index.handler\"\n",
+                 {{"index.js", "exports.handler = async () => ({version: 2});"}});
+  ASSERT_NE(run_cli("deploy " + v2.string() + " --server " + s.url("")).find("version 2"), std::string::npos);
+  ASSERT_EQ(waiting.wait_for(2500ms), std::future_status::ready);  // not held until the old call ends
+  auto w = waiting.get();
+  EXPECT_EQ(w.status, 200) << w.body;
+  EXPECT_EQ(w.body, R"({"version":2})");
+  EXPECT_EQ(running.get().status, 200);
+}
+
 TEST(Admin, DeployedVersionSurvivesARestart) {
   FunctionsDir fns;
   fs::create_directories(fns.path() / "none-here");
