@@ -45,7 +45,7 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
       r.cold_start = inv->cold_start;
       r.init_ms = inv->init_ms;
       r.duration_ms = inv->exec_ms();
-      r.billed_ms = inv->exec_started == runtime::Clock::time_point{} ? 0 : std::max<std::int64_t>(1, r.duration_ms);
+      r.billed_ms = inv->billed_ms();
       r.gb_seconds = metering::gb_seconds(r.memory_mb, r.billed_ms);
     }
     d_.meter.record(std::move(r));

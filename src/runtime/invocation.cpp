@@ -50,6 +50,12 @@ std::int64_t Invocation::exec_ms() const {
   return std::chrono::duration_cast<Millis>(end - exec_started).count();
 }
 
+std::int64_t Invocation::billed_ms() const {
+  if (exec_started == Clock::time_point{}) return 0;
+  auto end = finished == Clock::time_point{} ? Clock::now() : finished;
+  return std::max<std::int64_t>(1, std::chrono::ceil<Millis>(end - exec_started).count());
+}
+
 void Invocation::start_deadline() {
   exec_started = Clock::now();
   deadline_epoch_ms = std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count() +

@@ -111,6 +111,9 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   void abort(Error why);
   bool ended() const { return ended_; }
   std::int64_t exec_ms() const;
+  // Execution time rounded up to the next millisecond, at least 1 once the
+  // runtime took the event; 0 for a call that never ran (Lambda style).
+  std::int64_t billed_ms() const;
 
  private:
   friend class Instance;
