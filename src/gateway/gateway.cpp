@@ -48,6 +48,7 @@ boost::json::object function_json(const functions::Deployed& d) {
                         {"on_timeout", c.on_timeout},
                         {"on_disconnect", c.on_disconnect},
                         {"has_input_schema", d.schema != nullptr},
+                        {"cache_ttl_ms", c.cache_ttl ? c.cache_ttl->count() : 0},
                         {"instances", d.pool ? d.pool->live_instances() : 0}};
   boost::json::array models;
   for (auto& m : c.models) models.push_back(boost::json::string(m));

@@ -12,6 +12,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "cache/lru_cache.h"
 #include "config/config.h"
 #include "functions/registry.h"
 #include "gateway/log_store.h"
@@ -32,7 +33,7 @@ struct GatewayDeps {
 
 class Gateway {
  public:
-  explicit Gateway(GatewayDeps deps) : d_(deps) {}
+  explicit Gateway(GatewayDeps deps) : d_(deps), responses_(deps.config.cache_size) {}
   boost::asio::awaitable<void> handle(http::Exchange& ex);
   Metrics& metrics() { return metrics_; }
 
@@ -44,6 +45,7 @@ class Gateway {
 
   GatewayDeps d_;
   Metrics metrics_;
+  cache::LruCache responses_;  // functions' [cache] ttl answers
 };
 
 // A request id from the client when it is sane, else a new one.

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "gateway/gateway.h"
+#include "cache/lru_cache.h"
 #include "metering/metering.h"
 
 namespace aifn::gateway {
@@ -17,6 +18,9 @@ std::int64_t epoch_ms_now() {
       .count();
 }
 
+// A streamed answer larger than this is not cached.
+constexpr std::size_t kMaxCachedStream = 1 << 20;
+
 bool is_sse(std::string_view content_type) { return content_type.rfind("text/event-stream", 0) == 0; }
 
 }  // namespace
@@ -29,7 +33,8 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     co_await ex.respond_error(Error(ErrorType::not_found, fmt::format("no function named \"{}\"", name)));
     co_return;
   }
-  auto finish = [&](int status, const std::string& error_type, const runtime::Invocation* inv, bool streamed) {
+  auto finish = [&](int status, const std::string& error_type, const runtime::Invocation* inv, bool streamed,
+                    bool cache_hit = false) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     metrics_.call(name, status, error_type, secs, inv && inv->cold_start);
     store::UsageRecord r;
@@ -41,6 +46,7 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     r.status = status;
     r.error_type = error_type;
     r.memory_mb = static_cast<std::int64_t>(dep->spec->cfg.memory / (1024 * 1024));
+    r.cache_hit = cache_hit;
     if (inv) {
       r.cold_start = inv->cold_start;
       r.init_ms = inv->init_ms;
@@ -86,6 +92,22 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
       co_return;
     }
   }
+  // [cache] ttl: identical (canonical JSON) input to the same version is
+  // answered from the cache without an instance.
+  std::string cache_key;
+  if (auto ttl = dep->spec->cfg.cache_ttl) {
+    cache_key = cache::cache_key({name, dep->spec->version, cache::canonical_json(*doc)});
+    if (auto hit = responses_.get(cache_key)) {
+      http::Response res{http::bhttp::status::ok, 11};
+      res.set(http::bhttp::field::content_type, hit->content_type);
+      res.set("X-Aifn-Cache", "hit");
+      res.set("X-Aifn-Cold-Start", "false");
+      res.body() = std::move(hit->body);
+      co_await ex.respond(res);
+      finish(200, "", nullptr, false, true);
+      co_return;
+    }
+  }
   if (!dep->pool) {
     co_await reject(Error(ErrorType::unavailable, "prompt functions need the model gateway, which is not built yet"));
     co_return;
@@ -126,6 +148,7 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
 
   bool streaming = false;
   std::string stream_type;
+  std::string stream_copy;  // what a cached function streamed, to keep
   for (;;) {
     auto ev = co_await inv->next_event();
     switch (ev.kind) {
@@ -134,6 +157,10 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
         res.set(http::bhttp::field::content_type, "application/json");
         res.set("X-Aifn-Cold-Start", inv->cold_start ? "true" : "false");
         res.set("Server-Timing", timing());
+        if (!cache_key.empty()) {
+          res.set("X-Aifn-Cache", "miss");
+          responses_.put(cache_key, {"application/json", ev.data}, *dep->spec->cfg.cache_ttl);
+        }
         res.body() = std::move(ev.data);
         co_await ex.respond(res);
         finish(200, "", inv.get(), false);
@@ -148,14 +175,22 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
         head.set("Server-Timing", fmt::format("init;dur={}", inv->init_ms));
         head.set(http::bhttp::field::cache_control, "no-cache");
         head.set("X-Accel-Buffering", "no");
+        if (!cache_key.empty()) head.set("X-Aifn-Cache", "miss");
         if (!co_await ex.start_stream(head)) inv->abort(Error(ErrorType::bad_request, "the client disconnected"));
         break;
       }
       case EventKind::chunk:
+        // A cached stream is replayed whole; heartbeats are not part of it.
+        if (!cache_key.empty() && ev.data != ": ping\n\n") {
+          if (stream_copy.size() + ev.data.size() <= kMaxCachedStream) stream_copy += ev.data;
+          else cache_key.clear();
+        }
         if (!co_await ex.write_chunk(ev.data)) inv->abort(Error(ErrorType::bad_request, "the client disconnected"));
         break;
       case EventKind::done:
         co_await ex.end_stream();
+        if (!cache_key.empty() && !ex.client_gone())
+          responses_.put(cache_key, {stream_type, std::move(stream_copy)}, *dep->spec->cfg.cache_ttl);
         finish(200, "", inv.get(), true);
         co_return;
       case EventKind::failed: {
