@@ -213,6 +213,11 @@ Server load_server(const std::string& path) {
     s.store = *v;
   }
   if (auto v = r.integer("io_threads", 1, 256)) s.io_threads = static_cast<int>(*v);
+  if (auto v = r.string("auth")) {
+    if (*v != "auto" && *v != "required" && *v != "off")
+      r.fail_at("auth", *r.node("auth"), fmt::format("\"{}\" is not an auth mode; use auto, required or off", *v));
+    s.auth = *v;
+  }
 
   if (const toml::table* t = r.table("limits")) {
     TomlReader lr(path, *t, "limits.");
@@ -293,6 +298,9 @@ void apply_env(Server& s, char** envp) {
       if (!v) bad(v.error().message);
       if (*v == 0) bad("must be at least 1 byte");
       s.max_request = *v;
+    } else if (name == "AIFN_AUTH") {
+      if (value != "auto" && value != "required" && value != "off") bad(fmt::format("\"{}\": use auto, required or off", value));
+      s.auth = value;
     } else if (name == "AIFN_IO_THREADS") {
       int n = 0;
       auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);

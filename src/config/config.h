@@ -66,6 +66,7 @@ struct Server {
   std::uint64_t max_header = 16 * 1024;  // [limits] max_header
   Millis shutdown_grace{10'000};         // [limits] shutdown_grace
   int io_threads = 1;
+  std::string auth = "auto";  // auto | required | off (DESIGN.md §9)
   Millis sse_heartbeat{15'000};  // [limits] sse_heartbeat: ": ping" after this much stream silence
   std::uint64_t cache_size = 64ull * 1024 * 1024;  // [limits] cache_size: all cached answers together
   std::string cgroup_root;  // [instances] cgroup_root: "" = pick automatically

@@ -19,6 +19,10 @@
 #include "gateway/metrics.h"
 #include "http/server.h"
 #include "metering/metering.h"
+#include "security/api_keys.h"
+#include "security/auth.h"
+#include "security/limits.h"
+#include "security/secrets.h"
 #include "store/store.h"
 
 namespace aifn::gateway {
@@ -29,6 +33,10 @@ struct GatewayDeps {
   store::Store& store;
   metering::Meter& meter;
   LogStore& logs;
+  security::Auth& auth;
+  security::ApiKeys& keys;
+  security::Limits& limits;
+  security::Secrets& secrets;
 };
 
 class Gateway {
@@ -42,6 +50,9 @@ class Gateway {
   boost::asio::awaitable<void> admin(http::Exchange& ex, std::string_view rest);
   boost::asio::awaitable<void> admin_logs(http::Exchange& ex, const std::string& name);
   boost::asio::awaitable<void> ready(http::Exchange& ex);
+  // admin_security.cpp: /admin/keys and /admin/secrets
+  boost::asio::awaitable<void> admin_keys(http::Exchange& ex, std::string_view rest);
+  boost::asio::awaitable<void> admin_secrets(http::Exchange& ex, std::string_view rest);
 
   GatewayDeps d_;
   Metrics metrics_;

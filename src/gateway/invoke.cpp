@@ -33,6 +33,10 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     co_await ex.respond_error(Error(ErrorType::not_found, fmt::format("no function named \"{}\"", name)));
     co_return;
   }
+  // A key with a daily budget reserves the call's worst case up front
+  // (requests, memory x timeout) and settles to the real cost in finish().
+  std::optional<security::ApiKey> budget_key;
+  double reserved = 0;
   auto finish = [&](int status, const std::string& error_type, const runtime::Invocation* inv, bool streamed,
                     bool cache_hit = false) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -47,6 +51,7 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     r.error_type = error_type;
     r.memory_mb = static_cast<std::int64_t>(dep->spec->cfg.memory / (1024 * 1024));
     r.cache_hit = cache_hit;
+    r.key = ex.key_id;
     if (inv) {
       r.cold_start = inv->cold_start;
       r.init_ms = inv->init_ms;
@@ -54,6 +59,7 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
       r.billed_ms = inv->billed_ms();
       r.gb_seconds = metering::gb_seconds(r.memory_mb, r.billed_ms);
     }
+    if (budget_key) d_.limits.settle(*budget_key, reserved, metering::record_cost(r, d_.config.pricing));
     d_.meter.record(std::move(r));
   };
   auto reject = [&](const Error& e) -> net::awaitable<void> {
@@ -91,6 +97,18 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
       co_await reject(v.error());
       co_return;
     }
+  }
+  if (auto key = ex.key_id.empty() ? std::nullopt : d_.keys.find(ex.key_id); key && key->budget_per_day) {
+    const auto& c = dep->spec->cfg;
+    double worst = d_.config.pricing.per_million_requests / 1e6 +
+                   metering::gb_seconds(static_cast<std::int64_t>(c.memory / (1024 * 1024)), c.timeout.count()) *
+                       d_.config.pricing.per_gb_second;
+    if (auto r = d_.limits.reserve(*key, worst); !r) {
+      co_await reject(r.error());
+      co_return;
+    }
+    budget_key = std::move(key);
+    reserved = worst;
   }
   // [cache] ttl: identical (canonical JSON) input to the same version is
   // answered from the cache without an instance.

@@ -82,7 +82,7 @@ std::vector<std::string> Instance::command_line() const {
   return argv;
 }
 
-std::vector<std::string> Instance::environment() const {
+Expected<std::vector<std::string>> Instance::environment() const {
   const auto& spec = pool_.spec();
   const auto& cfg = spec.cfg;
   std::vector<std::string> env = {
@@ -109,6 +109,16 @@ std::vector<std::string> Instance::environment() const {
     std::erase_if(env, [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
     env.push_back(prefix + v);
   }
+  // Secrets last: only those the manifest lists, read fresh at every start
+  // so a rotated value reaches new instances without a redeploy.
+  for (auto& name : cfg.secrets) {
+    auto value = ctx_.secret_value ? ctx_.secret_value(name) : Expected<std::optional<std::string>>();
+    if (!value) return tl::unexpected(value.error());
+    if (!*value) return fail(ErrorType::unavailable, fmt::format("secret {} is not set (aifn secrets set {})", name, name));
+    std::string prefix = name + "=";
+    std::erase_if(env, [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
+    env.push_back(prefix + **value);
+  }
   return env;
 }
 
@@ -127,6 +137,8 @@ Expected<void> Instance::start() {
     co_await inst->handle(ex);
   });
   if (auto r = api_->listen("127.0.0.1", 0); !r) return r;
+  auto env = environment();
+  if (!env) return tl::unexpected(env.error());
 
   const auto& cfg = pool_.spec().cfg;
   if (ctx_.cgroup) cgroup_ = InstanceCgroup::create(*ctx_.cgroup, id_, cfg.memory);
@@ -140,7 +152,7 @@ Expected<void> Instance::start() {
   }
   SpawnSpec spec;
   spec.argv = command_line();
-  spec.env = environment();
+  spec.env = std::move(*env);
   spec.cwd = pool_.spec().dir;
   spec.stdout_fd = outp[1];
   spec.stderr_fd = errp[1];

@@ -36,7 +36,7 @@ std::shared_ptr<Instance> Pool::pick_warm() {
   // Most recently used first, so the rest stay idle and can scale down.
   std::shared_ptr<Instance> best;
   for (auto& i : instances_) {
-    if (i->state() != Instance::State::ready || i->inflight >= spec_->cfg.concurrency) continue;
+    if (i->state() != Instance::State::ready || i->inflight >= spec_->cfg.concurrency || i->retire) continue;
     if (!best || i->last_used > best->last_used) best = i;
   }
   if (best) {
@@ -122,7 +122,7 @@ void Pool::serve_waiters() {
 void Pool::on_instance_ready(Instance&) { serve_waiters(); }
 
 void Pool::release(Instance& inst) {
-  if (draining_ && inst.inflight == 0) {
+  if ((draining_ || inst.retire) && inst.inflight == 0) {
     inst.kill();
     return;
   }
@@ -145,6 +145,13 @@ void Pool::drain() {
   // Calls waiting for an instance of the old version are told at once, so the
   // gateway can send them to the new one.
   for (auto* w : waiters_) w->timer.cancel();
+}
+
+void Pool::recycle() {
+  for (auto& i : std::vector<std::shared_ptr<Instance>>(instances_)) {
+    i->retire = true;
+    if (i->inflight == 0) i->kill();
+  }
 }
 
 void Pool::stop_all() {

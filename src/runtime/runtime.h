@@ -65,6 +65,8 @@ struct RuntimeContext {
   std::function<void(LogLine)> log_sink;
   // Issues a per-call token for the model gateway (issue: model gateway).
   std::function<std::string()> mint_token;
+  // A secret's value for an instance's environment; nullopt = not set.
+  std::function<Expected<std::optional<std::string>>(const std::string&)> secret_value;
   std::uint64_t next_instance_id = 1;
 };
 
@@ -161,6 +163,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // A newer version took over: no new calls; idle instances stop now, busy
   // ones when their calls finish.
   void drain();
+  // Replaces every instance: idle ones stop now, busy ones after their calls
+  // (a secret they hold changed). New calls start fresh instances.
+  void recycle();
   // Kills every instance now (shutdown).
   void stop_all();
 

@@ -157,6 +157,13 @@ std::optional<ApiKey> ApiKeys::authenticate(std::string_view text) const {
   return it->second;
 }
 
+std::optional<ApiKey> ApiKeys::find(const std::string& id) const {
+  std::lock_guard lk(mu_);
+  auto it = live_.find(id);
+  if (it == live_.end()) return std::nullopt;
+  return it->second;
+}
+
 Expected<bool> ApiKeys::revoke(const std::string& id) {
   auto r = store_.revoke_key(id);
   if (!r) return r;

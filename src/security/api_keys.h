@@ -50,6 +50,7 @@ class ApiKeys {
   Expected<std::pair<store::ApiKeyRow, std::string>> create(const NewKey& req);
   // The key for an "aifn_<id>.<secret>" text, unless unknown or revoked.
   std::optional<ApiKey> authenticate(std::string_view key_text) const;
+  std::optional<ApiKey> find(const std::string& id) const;  // a live key by id
   Expected<std::vector<store::ApiKeyRow>> list() { return store_.list_keys(); }
   Expected<bool> revoke(const std::string& id);
   bool any_created() const;

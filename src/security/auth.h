@@ -45,6 +45,9 @@ class Auth {
   // invocation token ("aifn_inv_…") is let through for the model gateway to
   // check. An open server accepts anything, using a valid API key if given.
   Expected<Principal> check(std::string_view path, std::string_view authorization);
+  // After a key was created: an "auto" server that stops being open gets
+  // its admin key now, before anyone is locked out.
+  Expected<void> key_created() { return open() ? Expected<void>() : ensure_admin_key(); }
   const std::string& admin_key_file() const { return admin_file_; }
 
  private:

@@ -77,11 +77,15 @@ struct ApiKeyRow {
   bool revoked = false;
 };
 
-class Store {
+// What the meter needs of a store: one batch of records per transaction.
+class UsageWriter {
  public:
-  virtual ~Store() = default;
-  // Inserts a batch in one transaction.
+  virtual ~UsageWriter() = default;
   virtual Expected<void> insert_usage(const std::vector<UsageRecord>& batch) = 0;
+};
+
+class Store : public UsageWriter {
+ public:
   // Aggregates records with since_ms <= start_ms < until_ms (0 = unbounded).
   virtual Expected<std::vector<UsageGroup>> aggregate_usage(GroupBy by, std::int64_t since_ms,
                                                             std::int64_t until_ms) = 0;

@@ -10,16 +10,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string run_cli(const std::string& args) {
-  std::string out;
-  if (FILE* p = ::popen((binary() + " " + args + " 2>&1").c_str(), "r")) {
-    char buf[4096];
-    while (std::fgets(buf, sizeof buf, p)) out += buf;
-    ::pclose(p);
-  }
-  return out;
-}
-
 TEST(Admin, UsageRowsMatchTheCallsMade) {
   FunctionsDir fns{{"metered", "memory = \"128MiB\"\n"}, {"other", ""}};
   Server s(fns.path());
