@@ -1,10 +1,9 @@
 #include "runtime/instance.h"
+#include "runtime/error_report.h"
 
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <openssl/evp.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -28,19 +27,6 @@ std::int64_t epoch_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// Lambda Runtime API: the Error-Body trailer of a streamed response is the
-// base64 of the JSON error (aws-lambda-ric sends it so); plain JSON is kept.
-std::string decode_error_trailer(std::string_view v) {
-  if (v.empty() || v.front() == '{') return std::string(v);
-  std::string out(v.size() / 4 * 3 + 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(v.data()), static_cast<int>(v.size()));
-  if (n < 0) return std::string(v);
-  out.resize(static_cast<std::size_t>(n));
-  while (!out.empty() && out.back() == '\0') out.pop_back();  // base64 padding
-  return out;
 }
 
 bool has_shell_syntax(const std::string& s) {
@@ -381,18 +367,10 @@ net::awaitable<void> Instance::on_error(http::Exchange& ex, const std::string& i
   auto inv = find_running(id);
   if (inv && !inv->ended()) {
     Error e(ErrorType::function_error, "the function returned an error");
-    std::string type(ex.field("Lambda-Runtime-Function-Error-Type"));
-    if (body) {
-      boost::system::error_code jec;
-      auto v = boost::json::parse(*body, jec);
-      if (!jec && v.is_object()) {
-        if (auto* t = v.as_object().if_contains("errorType"); t && t->is_string()) type = std::string(t->as_string());
-        if (auto* m = v.as_object().if_contains("errorMessage"); m && m->is_string())
-          e.message = std::string(m->as_string());
-      }
-      e.function_error_body = *body;
-    }
-    e.function_error_type = type.empty() ? "Error" : type;
+    auto report = parse_error_report(body ? *body : std::string(), ex.field("Lambda-Runtime-Function-Error-Type"));
+    if (!report.message.empty()) e.message = report.message;
+    if (body) e.function_error_body = *body;
+    e.function_error_type = report.type.empty() ? "Error" : report.type;
     inv->end(std::move(e));
   }
   co_await ex.respond(202, "application/json", R"({"status":"OK"})");
@@ -402,18 +380,10 @@ net::awaitable<void> Instance::on_init_error(http::Exchange& ex) {
   auto self = shared_from_this();
   auto body = co_await ex.read_body(1024 * 1024);
   Error e(ErrorType::function_error, "the function failed to initialise");
-  e.function_error_type = std::string(ex.field("Lambda-Runtime-Function-Error-Type"));
-  if (body) {
-    boost::system::error_code jec;
-    auto v = boost::json::parse(*body, jec);
-    if (!jec && v.is_object()) {
-      if (auto* t = v.as_object().if_contains("errorType"); t && t->is_string())
-        e.function_error_type = std::string(t->as_string());
-      if (auto* m = v.as_object().if_contains("errorMessage"); m && m->is_string())
-        e.message = std::string(m->as_string());
-    }
-    e.function_error_body = *body;
-  }
+  auto report = parse_error_report(body ? *body : std::string(), ex.field("Lambda-Runtime-Function-Error-Type"));
+  e.function_error_type = report.type;
+  if (!report.message.empty()) e.message = report.message;
+  if (body) e.function_error_body = *body;
   if (e.function_error_type.empty()) e.function_error_type = "Runtime.InitError";
   emit_line("aifn", "init error: " + e.function_error_type + ": " + e.message);
   co_await ex.respond(202, "application/json", R"({"status":"OK"})");
