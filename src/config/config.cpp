@@ -232,6 +232,10 @@ Server load_server(const std::string& path) {
   if (const toml::table* t = r.table("instances")) {
     TomlReader ir(path, *t, "instances.");
     if (auto v = ir.string("cgroup_root")) s.cgroup_root = *v;
+    if (auto v = ir.string("user")) s.instance_user = *v;
+    if (auto v = ir.integer("max_open_files", 16, 1 << 20)) s.instance_max_open_files = static_cast<std::uint64_t>(*v);
+    if (auto v = ir.integer("max_processes", 1, 1 << 22)) s.instance_max_processes = static_cast<std::uint64_t>(*v);
+    if (auto v = ir.boolean("private_tmp")) s.private_tmp = *v;
     ir.finish();
   }
 

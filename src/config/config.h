@@ -70,6 +70,10 @@ struct Server {
   Millis sse_heartbeat{15'000};  // [limits] sse_heartbeat: ": ping" after this much stream silence
   std::uint64_t cache_size = 64ull * 1024 * 1024;  // [limits] cache_size: all cached answers together
   std::string cgroup_root;  // [instances] cgroup_root: "" = pick automatically
+  std::string instance_user;                  // [instances] user: "" = the server's own user
+  std::uint64_t instance_max_open_files = 1024;  // [instances] max_open_files (RLIMIT_NOFILE)
+  std::uint64_t instance_max_processes = 4096;   // [instances] max_processes (RLIMIT_NPROC, per user)
+  bool private_tmp = true;                    // [instances] private_tmp: own tmpfs /tmp (needs root)
   std::vector<Provider> providers;
   std::vector<ModelRoute> models;
   std::string webhook_secret;  // [jobs]

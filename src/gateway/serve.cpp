@@ -1,5 +1,6 @@
 #include "gateway/serve.h"
 
+#include <pwd.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -51,6 +52,36 @@ void seed_spent_today(store::Store& store, const config::Pricing& pricing, secur
     if (!g.group.empty()) limits.set_spent_today(g.group, metering::price(g, pricing));
 }
 
+// [instances] user, rlimits and the private /tmp, as far as this process
+// may grant them (changing user and mounting need root).
+bool apply_isolation(const config::Server& cfg, runtime::RuntimeContext& ctx) {
+  bool root = ::geteuid() == 0;
+  ctx.max_open_files = cfg.instance_max_open_files;
+  ctx.max_processes = cfg.instance_max_processes;
+  ctx.private_tmp = cfg.private_tmp && root;
+  if (cfg.private_tmp && !root)
+    spdlog::warn("event=isolation private_tmp=off reason=\"not running as root: instances share the host's /tmp\"");
+  if (!cfg.instance_user.empty()) {
+    struct passwd* pw = ::getpwnam(cfg.instance_user.c_str());
+    if (!pw) {
+      spdlog::critical("[instances] user: no user named \"{}\"", cfg.instance_user);
+      return false;
+    }
+    if (!root && pw->pw_uid != ::geteuid()) {
+      spdlog::critical("[instances] user = \"{}\" needs the server to run as root", cfg.instance_user);
+      return false;
+    }
+    ctx.run_uid = pw->pw_uid;
+    ctx.run_gid = pw->pw_gid;
+  } else if (root) {
+    spdlog::warn("event=isolation user=root reason=\"[instances] user is not set: instances run as root\"");
+  }
+  spdlog::info("event=isolation user={} max_open_files={} max_processes={} private_tmp={}",
+               cfg.instance_user.empty() ? "(server's)" : cfg.instance_user, ctx.max_open_files, ctx.max_processes,
+               ctx.private_tmp);
+  return true;
+}
+
 }  // namespace
 
 int run_server(const config::Server& cfg) {
@@ -95,6 +126,7 @@ int run_server(const config::Server& cfg) {
 
   runtime::RuntimeContext ctx{io, reaper};
   ctx.secret_value = [&secrets](const std::string& name) { return secrets.get(name); };
+  if (!apply_isolation(cfg, ctx)) return 1;
   ctx.runtimes_dir = find_runtimes_dir();
   ctx.node_path = runtime::resolve_interpreter("node", "-e 'process.stdout.write(process.execPath)'");
   ctx.python_path = runtime::resolve_interpreter("python3", "-c 'import sys; print(sys.executable)'");

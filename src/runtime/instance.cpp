@@ -142,6 +142,11 @@ Expected<void> Instance::start() {
   spec.cwd = pool_.spec().dir;
   spec.stdout_fd = outp[1];
   spec.stderr_fd = errp[1];
+  spec.max_open_files = ctx_.max_open_files;
+  spec.max_processes = ctx_.max_processes;
+  spec.private_tmp = ctx_.private_tmp;
+  spec.uid = ctx_.run_uid;
+  spec.gid = ctx_.run_gid;
   if (cgroup_) {
     spec.cgroup_procs = cgroup_->procs_file();
   } else if (cfg.runtime != "node") {

@@ -59,6 +59,12 @@ struct RuntimeContext {
   std::string python_path = "python3";
   std::string models_url;  // AIFN_MODELS_URL for instances
   std::optional<CgroupRoot> cgroup;
+  // Isolation of every instance (see SpawnSpec).
+  std::optional<uid_t> run_uid;
+  gid_t run_gid = 0;
+  std::uint64_t max_open_files = 0;
+  std::uint64_t max_processes = 0;
+  bool private_tmp = false;
   Millis sse_heartbeat{15'000};
   Millis init_timeout{10'000};  // spawn -> first /next
   std::uint64_t max_response = 6ull * 1024 * 1024;  // buffered results

@@ -50,7 +50,7 @@ TEST(Lifecycle, DeadlineKillsTheWholeProcessGroupWith504) {
   Server s(fns.path());
   s.post("/fn/deadline", "{}");  // warm: time the deadline, not the boot
   int pid = instance_pid(s, "deadline");
-  auto pidfile = fns.path() / "child.pid";
+  auto pidfile = fns.path() / "deadline" / "child.pid";  // in the function's folder: instances have their own /tmp
   auto t0 = std::chrono::steady_clock::now();
   auto r = s.post("/fn/deadline", R"({"sleep_ms":10000,"child_pid_file":")" + pidfile.string() + "\"}");
   auto took = std::chrono::steady_clock::now() - t0;

@@ -162,5 +162,24 @@ TEST(Security, CliManagesKeysAndSecrets) {
   EXPECT_NE(out.find("invoke:hello"), std::string::npos) << out;
 }
 
+TEST(Security, InstancesRunIsolated) {
+  if (::geteuid() != 0) GTEST_SKIP() << "changing user and mounting a private /tmp need root";
+  FunctionsDir fns{{"iso", ""}, {"iso2", ""}};
+  std::ofstream(fs::temp_directory_path() / "aifn-host-marker") << "x";
+  Server s(fns.path(), {}, "[instances]\nuser = \"nobody\"\nmax_open_files = 256\nmax_processes = 300\n");
+  auto r = s.post("/fn/iso", R"({"isolation":true,"write_tmp":"mine"})");
+  ASSERT_EQ(r.status, 200) << r.body << s.log();
+  auto v = json(r.body);
+  EXPECT_EQ(v.at("uid").as_int64(), 65534);  // nobody
+  EXPECT_EQ(v.at("nofile").as_string(), "256");
+  EXPECT_EQ(v.at("nproc").as_string(), "300");
+  // Its /tmp is its own: neither the host's files nor another instance's.
+  EXPECT_EQ(r.body.find("aifn-host-marker"), std::string::npos) << r.body;
+  auto other = s.post("/fn/iso2", R"({"isolation":true})");
+  ASSERT_EQ(other.status, 200) << other.body;
+  EXPECT_EQ(other.body.find("mine"), std::string::npos) << other.body;
+  fs::remove(fs::temp_directory_path() / "aifn-host-marker");
+}
+
 }  // namespace
 }  // namespace aifn::e2e

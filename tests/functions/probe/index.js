@@ -20,6 +20,18 @@ exports.handler = async (event, context) => {
     return { allocated_mb: keep.length };
   }
   if (event.env_name) return { pid: process.pid, value: process.env[event.env_name] ?? null };
+  if (event.isolation) {
+    // What the instance sees of the host: its user, limits and /tmp.
+    const limits = fs.readFileSync('/proc/self/limits', 'utf8');
+    const limit = (name) => (limits.split('\n').find((l) => l.startsWith(name)) || '').trim().split(/\s{2,}/)[1];
+    if (event.write_tmp) fs.writeFileSync('/tmp/' + event.write_tmp, 'x');
+    return {
+      uid: process.getuid(),
+      nofile: limit('Max open files'),
+      nproc: limit('Max processes'),
+      tmp: fs.readdirSync('/tmp').sort(),
+    };
+  }
   return {
     pid: process.pid,
     event,
