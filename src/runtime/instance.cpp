@@ -475,7 +475,6 @@ void Instance::on_exit(int status) {
     api_->stop();
     api_->close_all();
   }
-  error_code ec;
   // Output pipes close by themselves once every writer is gone.
   if (!pool_notified_gone_) {
     pool_notified_gone_ = true;
