@@ -383,6 +383,11 @@ Function load_function(const std::string& dir, const std::string& default_name) 
       r.fail_at("on_disconnect", *r.node("on_disconnect"), fmt::format("\"{}\" must be cancel, finish or job", *v));
     f.on_disconnect = *v;
   }
+  if (auto v = r.string("network")) {
+    if (*v != "host" && *v != "gateway-only")
+      r.fail_at("network", *r.node("network"), fmt::format("\"{}\" must be host or gateway-only", *v));
+    f.network = *v;
+  }
   if (auto v = r.string_map("env")) {
     for (const auto& [k, _] : *v)
       if (!valid_env_name(k))

@@ -110,6 +110,7 @@ struct Function {
   Millis queue_timeout{10'000};
   std::string on_timeout = "fail";       // fail | job
   std::string on_disconnect = "cancel";  // cancel | finish | job
+  std::string network = "host";          // host | gateway-only (its Runtime API and the model gateway only)
   std::map<std::string, std::string> env;
   std::vector<std::string> secrets;
   std::vector<std::string> models;

@@ -161,6 +161,7 @@ int run_server(const config::Server& cfg) {
     return 1;
   }
   ctx.models_url = fmt::format("http://127.0.0.1:{}/v1", server.port());
+  ctx.gateway_port = server.port();
 
   try {
     if (fs::is_directory(cfg.functions_dir)) registry.load_dir(cfg.functions_dir);

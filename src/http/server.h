@@ -133,6 +133,9 @@ class Server {
 
   // Binds and starts accepting. port 0 picks a free port.
   Expected<void> listen(const std::string& host, std::uint16_t port);
+  // Adopts a socket already bound and listening (e.g. opened inside another
+  // network namespace) and starts accepting on it.
+  Expected<void> listen_fd(int fd);
   std::uint16_t port() const;
   // Stops accepting, closes idle connections; requests in flight finish and
   // their connections close after answering.
@@ -143,6 +146,11 @@ class Server {
   std::size_t open_connections() const;
 
   struct State;
+
+ private:
+  void accept_loop();
+
+ public:
 
  private:
   std::shared_ptr<State> state_;

@@ -122,7 +122,28 @@ Expected<void> Instance::start() {
     }
     co_await inst->handle(ex);
   });
-  if (auto r = api_->listen("127.0.0.1", 0); !r) return r;
+  int netns_fd = -1;
+  if (pool_.spec().cfg.network == "gateway-only") {
+    // Its own network namespace: the Runtime API and a relay to the model
+    // gateway are opened inside it, and nothing else is there.
+    auto ns = make_gateway_only_net(ctx_.gateway_port);
+    if (!ns) return tl::unexpected(ns.error());
+    if (auto r = api_->listen_fd(ns->api_fd); !r) {
+      ::close(ns->relay_fd);
+      ::close(ns->ns_fd);
+      return r;
+    }
+    relay_ = std::make_unique<GatewayRelay>(ctx_.io, ns->relay_fd, ctx_.gateway_port);
+    netns_fd = ns->ns_fd;
+  } else if (auto r = api_->listen("127.0.0.1", 0); !r) {
+    return r;
+  }
+  struct CloseFd {
+    int fd;
+    ~CloseFd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } close_netns{netns_fd};  // the child holds the namespace once it entered
   auto env = environment();
   if (!env) return tl::unexpected(env.error());
 
@@ -146,6 +167,7 @@ Expected<void> Instance::start() {
   spec.max_processes = ctx_.max_processes;
   spec.private_tmp = ctx_.private_tmp;
   spec.uid = ctx_.run_uid;
+  spec.netns_fd = netns_fd;
   spec.gid = ctx_.run_gid;
   if (cgroup_) {
     spec.cgroup_procs = cgroup_->procs_file();
@@ -475,6 +497,7 @@ void Instance::on_exit(int status) {
     api_->stop();
     api_->close_all();
   }
+  relay_.reset();
   // Output pipes close by themselves once every writer is gone.
   if (!pool_notified_gone_) {
     pool_notified_gone_ = true;

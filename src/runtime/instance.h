@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "http/server.h"
+#include "runtime/netns.h"
 #include "runtime/runtime.h"
 
 namespace aifn::runtime {
@@ -65,6 +66,7 @@ class Instance : public std::enable_shared_from_this<Instance> {
   State state_ = State::starting;
   pid_t pid_ = -1;
   std::unique_ptr<http::Server> api_;
+  std::unique_ptr<GatewayRelay> relay_;  // network = "gateway-only" 
   std::optional<InstanceCgroup> cgroup_;
   boost::asio::posix::stream_descriptor out_;
   boost::asio::posix::stream_descriptor err_;

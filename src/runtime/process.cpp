@@ -148,6 +148,8 @@ Expected<pid_t> spawn_process(const SpawnSpec& spec) {
         child_fail("mounting a private /tmp");
       if (cwd_in_tmp && !bind_back(tree, spec.cwd.c_str())) child_fail("binding the function folder into /tmp");
     }
+    if (spec.netns_fd >= 0 && ::setns(spec.netns_fd, CLONE_NEWNET) != 0)
+      child_fail("entering the instance's network namespace");
     if (spec.uid) {
       if (::setgroups(0, nullptr) != 0 || ::setgid(spec.gid) != 0 || ::setuid(*spec.uid) != 0)
         child_fail("switching to the instance user");

@@ -58,6 +58,7 @@ struct RuntimeContext {
   std::string node_path = "node";
   std::string python_path = "python3";
   std::string models_url;  // AIFN_MODELS_URL for instances
+  std::uint16_t gateway_port = 0;  // the server's port: relayed into gateway-only instances
   std::optional<CgroupRoot> cgroup;
   // Isolation of every instance (see SpawnSpec).
   std::optional<uid_t> run_uid;

@@ -3,6 +3,9 @@
 
 #include <future>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
 #include "fixtures.h"
 
 namespace aifn::e2e {
@@ -179,6 +182,28 @@ TEST(Security, InstancesRunIsolated) {
   ASSERT_EQ(other.status, 200) << other.body;
   EXPECT_EQ(other.body.find("mine"), std::string::npos) << other.body;
   fs::remove(fs::temp_directory_path() / "aifn-host-marker");
+}
+
+TEST(Security, GatewayOnlyInstancesReachTheGatewayAndNothingElse) {
+  if (::geteuid() != 0) GTEST_SKIP() << "a network namespace needs root";
+  FunctionsDir fns{{"sealed", "network = \"gateway-only\"\n"}, {"open", ""}};
+  Server s(fns.path());
+  // Another service on the host's loopback, listening (the kernel completes
+  // connections to it without an accept).
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor other(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  std::string probe = R"({"connect_port":)" + std::to_string(other.local_endpoint().port()) + "}";
+  auto blocked = s.post("/fn/sealed", probe);  // the call itself proves its Runtime API works
+  ASSERT_EQ(blocked.status, 200) << blocked.body << s.log();
+  EXPECT_FALSE(json(blocked.body).at("reached").as_bool()) << blocked.body;
+  auto reached = s.post("/fn/open", probe);
+  ASSERT_EQ(reached.status, 200) << reached.body;
+  EXPECT_TRUE(json(reached.body).at("reached").as_bool()) << reached.body;
+  // ... yet the model gateway's URL works from inside, through aifn's relay.
+  auto gw = s.post("/fn/sealed", R"({"gateway_health":true})");
+  ASSERT_EQ(gw.status, 200) << gw.body;
+  EXPECT_EQ(json(gw.body).at("status").as_int64(), 200);
+  EXPECT_NE(gw.body.find("ok"), std::string::npos) << gw.body;
 }
 
 }  // namespace

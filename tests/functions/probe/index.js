@@ -20,6 +20,21 @@ exports.handler = async (event, context) => {
     return { allocated_mb: keep.length };
   }
   if (event.env_name) return { pid: process.pid, value: process.env[event.env_name] ?? null };
+  if (event.connect_port) {
+    // Can this instance open a TCP connection to 127.0.0.1:connect_port?
+    const net = require('node:net');
+    return await new Promise((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: event.connect_port });
+      s.setTimeout(2000, () => { s.destroy(); resolve({ reached: false, error: 'timeout' }); });
+      s.on('connect', () => { s.end(); resolve({ reached: true }); });
+      s.on('error', (e) => resolve({ reached: false, error: e.code }));
+    });
+  }
+  if (event.gateway_health) {
+    const url = process.env.AIFN_MODELS_URL.replace(/\/v1$/, '/healthz');
+    const r = await fetch(url);
+    return { status: r.status, body: await r.text() };
+  }
   if (event.isolation) {
     // What the instance sees of the host: its user, limits and /tmp.
     const limits = fs.readFileSync('/proc/self/limits', 'utf8');
