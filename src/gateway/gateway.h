@@ -18,6 +18,8 @@
 #include "gateway/metrics.h"
 #include "http/server.h"
 #include "metering/metering.h"
+#include "models/router.h"
+#include "models/token_registry.h"
 #include "store/store.h"
 
 namespace aifn::gateway {
@@ -28,6 +30,9 @@ struct GatewayDeps {
   store::Store& store;
   metering::Meter& meter;
   LogStore& logs;
+  // The model gateway (/v1/*); null: /v1 answers 503.
+  models::Router* router = nullptr;
+  models::TokenRegistry* tokens = nullptr;
 };
 
 class Gateway {
@@ -41,6 +46,8 @@ class Gateway {
   boost::asio::awaitable<void> admin(http::Exchange& ex, std::string_view rest);
   boost::asio::awaitable<void> admin_logs(http::Exchange& ex, const std::string& name);
   boost::asio::awaitable<void> ready(http::Exchange& ex);
+  // /v1/*: the OpenAI-compatible model routes (models_api.cpp).
+  boost::asio::awaitable<void> v1(http::Exchange& ex, std::string_view rest);
 
   GatewayDeps d_;
   Metrics metrics_;

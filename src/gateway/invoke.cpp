@@ -30,6 +30,10 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     co_return;
   }
   const auto& cfg = dep->spec->cfg;
+  // The call's invocation token: accepted by /v1/* while the call runs, and
+  // the model tokens it used go on this call's usage record.
+  std::shared_ptr<models::Grant> grant;
+  std::optional<models::TokenScope> token_scope;
   auto finish = [&](int status, const std::string& error_type, const runtime::Invocation* inv, bool streamed) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     metrics_.call(name, status, error_type, secs, inv && inv->cold_start);
@@ -48,6 +52,12 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
       r.duration_ms = inv->exec_ms();
       r.billed_ms = inv->exec_started == runtime::Clock::time_point{} ? 0 : std::max<std::int64_t>(1, r.duration_ms);
       r.gb_seconds = metering::gb_seconds(r.memory_mb, r.billed_ms);
+    }
+    if (grant) {
+      r.model = grant->model;
+      r.tokens_in = grant->tokens_in;
+      r.tokens_out = grant->tokens_out;
+      grant->recorded = true;
     }
     d_.meter.record(std::move(r));
   };
@@ -97,6 +107,15 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     co_return;
   }
   auto inv = std::move(*got);
+  if (d_.tokens && !inv->token.empty()) {
+    grant = std::make_shared<models::Grant>();
+    grant->function = name;
+    grant->version = dep->spec->version;
+    grant->request_id = ex.request_id;
+    grant->models = cfg.models;
+    d_.tokens->add(inv->token, grant);
+    token_scope.emplace(d_.tokens, inv->token);
+  }
   // on_disconnect = cancel: a caller who leaves stops the work; what ran is billed.
   ex.watch_disconnect([w = std::weak_ptr<runtime::Invocation>(inv)] {
     if (auto i = w.lock()) i->abort(Error(ErrorType::bad_request, "the client disconnected"));

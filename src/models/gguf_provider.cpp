@@ -216,7 +216,8 @@ net::awaitable<ProviderResult<Completion>> GgufProvider::complete(const Completi
       if (sink && !cancelled) {
         if (first && waited_ms > 0) sink->on_model_load(waited_ms);
         first = false;
-        if (!co_await sink->on_text(piece)) {
+        bool more = co_await sink->on_text(piece);
+        if (!more) {
           // The reader is gone: stop computing tokens nobody will read.
           cancelled = true;
           h->stop = true;

@@ -21,7 +21,8 @@ class TrackingSink : public TextSink {
   explicit TrackingSink(TextSink& inner) : inner_(inner) {}
   net::awaitable<bool> on_text(std::string_view text) override {
     streamed = true;
-    co_return co_await inner_.on_text(text);
+    bool ok = co_await inner_.on_text(text);
+    co_return ok;
   }
   void on_model_load(double ms) override { inner_.on_model_load(ms); }
   bool streamed = false;
