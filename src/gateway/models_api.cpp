@@ -74,7 +74,7 @@ class SseSink : public models::TextSink {
       : ex_(ex), shape_(shape), include_usage_(include_usage) {}
 
   net::awaitable<bool> on_text(std::string_view text) override {
-    if (gone) co_return false;
+    if (gone || *gone_flag) co_return false;
     bool ok = co_await start();
     if (ok) {
       std::string c = shape_.chunk(text, nullptr, false, include_usage_);
@@ -105,6 +105,7 @@ class SseSink : public models::TextSink {
 
   bool started = false;
   bool gone = false;
+  std::shared_ptr<bool> gone_flag = std::make_shared<bool>(false);  // set by the disconnect watch
   double load_ms = 0;
 
  private:
@@ -331,6 +332,9 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
   }
 
   SseSink sink(ex, shape, p->include_usage);
+  // A reader who leaves is noticed at once, not at the next write: the next
+  // piece of text then stops the generation.
+  ex.watch_disconnect([gone = sink.gone_flag] { *gone = true; });
   auto r = co_await d_.router->complete(p->model, p->req, &sink);
   if (!r) {
     if (!sink.started) {
