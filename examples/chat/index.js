@@ -4,7 +4,7 @@
 // while this call runs, only for the models in function.toml, and the tokens
 // the model uses are billed to this call.
 //
-// Event: {"message": "...", "messages": [...], "model": "default", "max_tokens": 64}
+// Event: {"message": "...", "messages": [...], "model": "default", "max_tokens": 64, "seed": 1}
 // Stream: data: {"token": "..."} per piece, then data: {"usage": {...}}, then data: [DONE]
 const OpenAI = require('openai');
 
@@ -20,6 +20,7 @@ exports.handler = awslambda.streamifyResponse(async (event, responseStream, cont
       model: (event && event.model) || 'default',
       messages,
       max_tokens: (event && event.max_tokens) || 64,
+      seed: event && event.seed,
       stream: true,
       stream_options: { include_usage: true },
     });

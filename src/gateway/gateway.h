@@ -11,6 +11,7 @@
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/value.hpp>
 
 #include "config/config.h"
 #include "functions/registry.h"
@@ -35,6 +36,16 @@ struct GatewayDeps {
   models::TokenRegistry* tokens = nullptr;
 };
 
+// What a prompt function call used, for its usage record.
+struct PromptCallMeter {
+  int status = 200;
+  std::string error_type;
+  bool streamed = false;
+  std::string model;  // "provider/model" that answered
+  std::int64_t tokens_in = 0;
+  std::int64_t tokens_out = 0;
+};
+
 class Gateway {
  public:
   explicit Gateway(GatewayDeps deps) : d_(deps) {}
@@ -46,6 +57,9 @@ class Gateway {
   boost::asio::awaitable<void> admin(http::Exchange& ex, std::string_view rest);
   boost::asio::awaitable<void> admin_logs(http::Exchange& ex, const std::string& name);
   boost::asio::awaitable<void> ready(http::Exchange& ex);
+  // runtime = "prompt" (prompt_call.cpp): answers the call; `meter` gets what it used.
+  boost::asio::awaitable<void> invoke_prompt(http::Exchange& ex, const functions::Deployed& dep,
+                                             const boost::json::value& input, PromptCallMeter& meter);
   // /v1/*: the OpenAI-compatible model routes (models_api.cpp).
   boost::asio::awaitable<void> v1(http::Exchange& ex, std::string_view rest);
 

@@ -98,7 +98,29 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     }
   }
   if (!dep->pool) {
-    co_await reject(Error(ErrorType::unavailable, "prompt functions need the model gateway, which is not built yet"));
+    // runtime = "prompt": no instance; the model answers (prompt_call.cpp).
+    PromptCallMeter pm;
+    co_await invoke_prompt(ex, *dep, *doc, pm);
+    if (ex.client_gone() && pm.status == 200) {
+      pm.status = 499;
+      pm.error_type = "client_disconnected";
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    metrics_.call(name, pm.status, pm.error_type, secs, false);
+    store::UsageRecord r;
+    r.id = ex.request_id;
+    r.function = name;
+    r.version = dep->spec->version;
+    r.kind = pm.streamed ? "stream" : "sync";
+    r.start_ms = start_ms;
+    r.status = pm.status;
+    r.error_type = pm.error_type;
+    r.duration_ms = static_cast<std::int64_t>(secs * 1000);
+    r.billed_ms = std::max<std::int64_t>(1, r.duration_ms);  // no instance: no memory, no GB-s
+    r.model = pm.model;
+    r.tokens_in = pm.tokens_in;
+    r.tokens_out = pm.tokens_out;
+    d_.meter.record(std::move(r));
     co_return;
   }
   auto got = co_await dep->pool->invoke(ex.request_id, std::string(text));

@@ -83,6 +83,21 @@ output_per_million = 2000.0
   const fns = path.join(dir, 'functions');
   fs.mkdirSync(path.join(fns, 'probe'), { recursive: true });
   fs.symlinkSync(path.join(src, 'examples', 'chat'), path.join(fns, 'chat'));
+  fs.symlinkSync(path.join(src, 'examples', 'summarize'), path.join(fns, 'summarize'));
+  // extract: a prompt function that wants JSON, which the noise model never writes.
+  fs.mkdirSync(path.join(fns, 'extract'));
+  fs.writeFileSync(path.join(fns, 'extract', 'function.toml'), `
+name = "extract"
+runtime = "prompt"
+[prompt]
+model = "default"
+template = "Reply with JSON describing {{json .}}"
+output = "json"
+output_schema = "out.json"
+max_tokens = 8
+temperature = 0
+`);
+  fs.writeFileSync(path.join(fns, 'extract', 'out.json'), '{"type": "object", "required": ["name"]}');
   // probe: calls the gateway with the model the event names and reports what
   // happened, plus its token (to try it again after the call ended).
   fs.writeFileSync(path.join(fns, 'probe', 'function.toml'), `
@@ -98,7 +113,7 @@ exports.handler = async (event, context) => {
   const client = new OpenAI({ baseURL: context.aifn.modelsUrl, apiKey: context.aifn.token, maxRetries: 0 });
   try {
     const r = await client.chat.completions.create({
-      model: event.model, messages: [{ role: 'user', content: 'hi' }], max_tokens: event.max_tokens });
+      model: event.model, messages: [{ role: 'user', content: 'hi' }], max_tokens: event.max_tokens, seed: 7 });
     return { ok: true, usage: r.usage, token: context.aifn.token, modelsUrl: context.aifn.modelsUrl };
   } catch (err) {
     return { ok: false, status: err.status, type: err.constructor.name, token: context.aifn.token };
@@ -149,7 +164,7 @@ test('chat completion, not streamed', async () => {
 
 test('chat completion, streamed with include_usage', async () => {
   const stream = await anon().chat.completions.create({
-    model: 'default', messages: [{ role: 'user', content: 'Tell me a story' }], max_tokens: 12, stream: true,
+    model: 'default', messages: [{ role: 'user', content: 'Tell me a story' }], max_tokens: 12, stream: true, seed: 7,
     stream_options: { include_usage: true } });
   const chunks = [];
   for await (const c of stream) chunks.push(c);
@@ -168,11 +183,11 @@ test('chat completion, streamed with include_usage', async () => {
 });
 
 test('text completion, plain and streamed', async () => {
-  const r = await anon().completions.create({ model: 'local/tiny', prompt: 'Once upon a time', max_tokens: 5 });
+  const r = await anon().completions.create({ model: 'local/tiny', prompt: 'Once upon a time', max_tokens: 5, seed: 7 });
   assert.equal(r.object, 'text_completion');
   assert.equal(typeof r.choices[0].text, 'string');
   assert.equal(r.usage.completion_tokens, 5);
-  const stream = await anon().completions.create({ model: 'default', prompt: 'Once', max_tokens: 6, stream: true });
+  const stream = await anon().completions.create({ model: 'default', prompt: 'Once', max_tokens: 6, stream: true, seed: 7 });
   const chunks = [];
   for await (const c of stream) chunks.push(c);
   assert.ok(chunks.length >= 2);
@@ -222,7 +237,7 @@ test('errors come back as the SDK error classes', async () => {
 });
 
 test('a function streams a chat answer through the SDK with its invocation token', async () => {
-  const res = await fetch(`${base}/fn/chat`, { method: 'POST', body: JSON.stringify({ message: 'hi', max_tokens: 10 }) });
+  const res = await fetch(`${base}/fn/chat`, { method: 'POST', body: JSON.stringify({ message: 'hi', max_tokens: 10, seed: 7 }) });
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type'), /^text\/event-stream/);
   const data = await sseData(res);
@@ -264,6 +279,31 @@ test('a token works only during its call and only for listed models', async () =
   assert.ok(!log.includes(ok.token), 'the token must never be logged');
 });
 
+test('a prompt function streams its answer as text and meters its tokens', async () => {
+  const res = await fetch(`${base}/fn/summarize`, { method: 'POST', body: JSON.stringify({ text: 'The cat sat on the mat.' }) });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /^text\/plain/);
+  assert.ok((await res.text()).length > 0);
+  const bad = await fetch(`${base}/fn/summarize`, { method: 'POST', body: '{}' });
+  assert.equal(bad.status, 422);
+  assert.equal((await bad.json()).error.type, 'invalid_input');
+  const row = await eventually(async () => (await usageRows('function')).find((r) => r.function === 'summarize'));
+  assert.equal(row.calls, 2);
+  assert.ok(row.tokens_out > 0 && row.tokens_out <= 64, `tokens_out ${row.tokens_out}`);
+  assert.ok(row.tokens_in > 5);
+});
+
+test('a JSON prompt function whose model writes no JSON fails with 502 upstream_error', async () => {
+  const res = await fetch(`${base}/fn/extract`, { method: 'POST', body: JSON.stringify({ name: 'Ada' }) });
+  assert.equal(res.status, 502);
+  const err = (await res.json()).error;
+  assert.equal(err.type, 'upstream_error');
+  assert.match(err.message, /not valid JSON/);
+  const row = await eventually(async () => (await usageRows('function')).find((r) => r.function === 'extract'));
+  assert.equal(row.tokens_out, 8);  // the tokens were used all the same
+  assert.equal(row.errors, 1);
+});
+
 test('an abandoned stream stops generating and bills what was produced', async (t) => {
   const before = (await usageRows('model')).find((r) => r.model === 'slow/slow');
   assert.equal(before, undefined);
@@ -272,7 +312,7 @@ test('an abandoned stream stops generating and bills what was produced', async (
   const res = await fetch(`${base}/v1/chat/completions`, {
     method: 'POST', signal: ac.signal,
     body: JSON.stringify({ model: 'slow/slow', messages: [{ role: 'user', content: 'go' }], max_tokens: 3000,
-                           temperature: 1, stream: true }) });
+                           temperature: 1, seed: 3, stream: true }) });
   assert.equal(res.status, 200);
   const reader = res.body.getReader();
   let seen = '';
