@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/chat_template.h"
+#include "engine/unicode.h"
 
 namespace aifn::models {
 namespace net = boost::asio;
@@ -188,8 +189,11 @@ net::awaitable<ProviderResult<Completion>> GgufProvider::complete(const Completi
     auto on_text = [&](std::string_view t) {
       if (h->stop.load(std::memory_order_relaxed) || shutting_down_.load(std::memory_order_relaxed)) return false;
       {
+        // JSON APIs need valid UTF-8: a byte that can never complete a
+        // character (noise models write them) becomes U+FFFD.
+        std::string clean = engine::is_valid_utf8(t) ? std::string(t) : engine::sanitize_utf8(t);
         std::lock_guard lock(h->mu);
-        h->pending.append(t);
+        h->pending.append(clean);
       }
       HandOver::signal(h, io_);
       return true;
