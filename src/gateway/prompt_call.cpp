@@ -4,6 +4,7 @@
 // goes back as text (streamed, text/plain, as it is produced) or as JSON
 // (extracted from the answer and checked against output_schema; a model that
 // produces none gets 502 upstream_error). The tokens are metered on the call.
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -19,9 +20,10 @@ namespace {
 // Streams the answer as chunked text/plain; the head goes out with the first text.
 class TextStreamSink : public models::TextSink {
  public:
-  explicit TextStreamSink(http::Exchange& ex) : ex_(ex) {}
+  TextStreamSink(http::Exchange& ex, bool write) : ex_(ex), write_(write) {}
   net::awaitable<bool> on_text(std::string_view text) override {
-    if (gone || *gone_flag) co_return false;
+    if (gone || *gone_flag || *timed_out) co_return false;
+    if (!write_) co_return true;  // JSON output: nothing goes out before the whole answer
     bool ok = true;
     if (!started) {
       started = true;
@@ -40,11 +42,13 @@ class TextStreamSink : public models::TextSink {
   void on_model_load(double ms) override { load_ms = ms; }
   bool started = false;
   bool gone = false;
-  std::shared_ptr<bool> gone_flag = std::make_shared<bool>(false);
+  std::shared_ptr<bool> gone_flag = std::make_shared<bool>(false);  // the client left
+  std::shared_ptr<bool> timed_out = std::make_shared<bool>(false);  // past the function's timeout
   double load_ms = 0;
 
  private:
   http::Exchange& ex_;
+  bool write_;
 };
 
 }  // namespace
@@ -73,14 +77,21 @@ net::awaitable<void> Gateway::invoke_prompt(http::Exchange& ex, const functions:
   req.sampling.temperature = p.temperature;
 
   const bool stream = p.output == "text";
-  TextStreamSink sink(ex);
-  if (stream) ex.watch_disconnect([gone = sink.gone_flag] { *gone = true; });
-  auto r = co_await d_.router->complete(p.model, req, stream ? &sink : nullptr);
+  TextStreamSink sink(ex, stream);
+  ex.watch_disconnect([gone = sink.gone_flag] { *gone = true; });
+  // The function's timeout: generation stops at the next token (504).
+  net::steady_timer deadline(co_await net::this_coro::executor);
+  deadline.expires_after(cfg.timeout);
+  deadline.async_wait([flag = sink.timed_out](boost::system::error_code ec) {
+    if (!ec) *flag = true;
+  });
+  auto r = co_await d_.router->complete(p.model, req, &sink);
+  deadline.cancel();
   if (r) {
     meter.model = r->target;
     meter.tokens_in = r->value.usage.prompt_tokens;
     meter.tokens_out = r->value.usage.completion_tokens;
-    meter.streamed = stream;
+    meter.streamed = stream && sink.started;
   }
   auto fail_with = [&](const Error& e) -> net::awaitable<void> {
     meter.status = http_status(e.type);
@@ -91,6 +102,11 @@ net::awaitable<void> Gateway::invoke_prompt(http::Exchange& ex, const functions:
       ex.close_after();  // cut the stream short: the reader sees it failed
     }
   };
+  if (r && *sink.timed_out && !sink.gone) {
+    co_await fail_with(Error(ErrorType::timeout, fmt::format("prompt function {} passed its timeout of {} ms", cfg.name,
+                                                             cfg.timeout.count())));
+    co_return;
+  }
   if (!r) {
     Error e = r.error().error;
     if (e.type == ErrorType::not_found || e.type == ErrorType::bad_request) {

@@ -98,6 +98,19 @@ max_tokens = 8
 temperature = 0
 `);
   fs.writeFileSync(path.join(fns, 'extract', 'out.json'), '{"type": "object", "required": ["name"]}');
+  // slowjson: a prompt function whose answer takes far longer than its timeout.
+  fs.mkdirSync(path.join(fns, 'slowjson'));
+  fs.writeFileSync(path.join(fns, 'slowjson', 'function.toml'), `
+name = "slowjson"
+runtime = "prompt"
+timeout = "500ms"
+[prompt]
+model = "slow/slow"
+template = "{{json .}}"
+output = "json"
+max_tokens = 3000
+temperature = 1
+`);
   // probe: calls the gateway with the model the event names and reports what
   // happened, plus its token (to try it again after the call ended).
   fs.writeFileSync(path.join(fns, 'probe', 'function.toml'), `
@@ -304,9 +317,18 @@ test('a JSON prompt function whose model writes no JSON fails with 502 upstream_
   assert.equal(row.errors, 1);
 });
 
+test('a prompt function past its timeout stops generating and answers 504', async () => {
+  const t0 = Date.now();
+  const res = await fetch(`${base}/fn/slowjson`, { method: 'POST', body: '{"x": 1}' });
+  assert.equal(res.status, 504);
+  assert.equal((await res.json()).error.type, 'timeout');
+  const row = await eventually(async () => (await usageRows('function')).find((r) => r.function === 'slowjson'));
+  assert.ok(row.tokens_out > 0 && row.tokens_out < 3000, `tokens_out ${row.tokens_out} after ${Date.now() - t0} ms`);
+});
+
 test('an abandoned stream stops generating and bills what was produced', async (t) => {
-  const before = (await usageRows('model')).find((r) => r.model === 'slow/slow');
-  assert.equal(before, undefined);
+  const zero = { calls: 0, tokens_out: 0, errors: 0 };
+  const before = (await usageRows('model')).find((r) => r.model === 'slow/slow') || zero;
   const ac = new AbortController();
   const started = Date.now();
   const res = await fetch(`${base}/v1/chat/completions`, {
@@ -322,11 +344,15 @@ test('an abandoned stream stops generating and bills what was produced', async (
     seen += Buffer.from(value).toString();
   }
   ac.abort();
-  const row = await eventually(async () => (await usageRows('model')).find((r) => r.model === 'slow/slow'), 30000);
+  const row = await eventually(async () => {
+    const r = (await usageRows('model')).find((x) => x.model === 'slow/slow');
+    return r && r.calls > before.calls ? r : null;
+  }, 30000);
   assert.ok(row, 'the abandoned call was not metered');
   const elapsed = Date.now() - started;
-  t.diagnostic(`abandoned after ${seen.length} bytes; billed tokens_out=${row.tokens_out}; metered after ${elapsed} ms`);
-  assert.ok(row.tokens_out >= 2, `tokens_out ${row.tokens_out}`);
-  assert.ok(row.tokens_out < 1000, `generation did not stop: tokens_out ${row.tokens_out} after ${elapsed} ms`);
-  assert.equal(row.errors, 1);  // recorded as a client disconnect
+  const billed = row.tokens_out - before.tokens_out;
+  t.diagnostic(`abandoned after ${seen.length} bytes; billed tokens_out=${billed}; metered after ${elapsed} ms`);
+  assert.ok(billed >= 2, `tokens_out ${billed}`);
+  assert.ok(billed < 1000, `generation did not stop: tokens_out ${billed} after ${elapsed} ms`);
+  assert.equal(row.errors - before.errors, 1);  // recorded as a client disconnect (499)
 });
