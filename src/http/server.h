@@ -101,6 +101,9 @@ class Exchange {
 
   // Set by the handler; added as X-Request-Id to every response.
   std::string request_id;
+  // Set by the handler's authentication: the API key id the request came
+  // with ("" when anonymous or on an open server), for usage records.
+  std::string key_id;
   // The connection is closed after this exchange (e.g. the body was not read).
   void close_after() { close_after_ = true; }
 

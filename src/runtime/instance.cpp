@@ -82,7 +82,7 @@ std::vector<std::string> Instance::command_line() const {
   return argv;
 }
 
-std::vector<std::string> Instance::environment() const {
+Expected<std::vector<std::string>> Instance::environment() const {
   const auto& spec = pool_.spec();
   const auto& cfg = spec.cfg;
   std::vector<std::string> env = {
@@ -109,6 +109,16 @@ std::vector<std::string> Instance::environment() const {
     std::erase_if(env, [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
     env.push_back(prefix + v);
   }
+  // Secrets last: only those the manifest lists, read fresh at every start
+  // so a rotated value reaches new instances without a redeploy.
+  for (auto& name : cfg.secrets) {
+    auto value = ctx_.secret_value ? ctx_.secret_value(name) : Expected<std::optional<std::string>>();
+    if (!value) return tl::unexpected(value.error());
+    if (!*value) return fail(ErrorType::unavailable, fmt::format("secret {} is not set (aifn secrets set {})", name, name));
+    std::string prefix = name + "=";
+    std::erase_if(env, [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
+    env.push_back(prefix + **value);
+  }
   return env;
 }
 
@@ -127,6 +137,8 @@ Expected<void> Instance::start() {
     co_await inst->handle(ex);
   });
   if (auto r = api_->listen("127.0.0.1", 0); !r) return r;
+  auto env = environment();
+  if (!env) return tl::unexpected(env.error());
 
   const auto& cfg = pool_.spec().cfg;
   if (ctx_.cgroup) cgroup_ = InstanceCgroup::create(*ctx_.cgroup, id_, cfg.memory);
@@ -140,7 +152,7 @@ Expected<void> Instance::start() {
   }
   SpawnSpec spec;
   spec.argv = command_line();
-  spec.env = environment();
+  spec.env = std::move(*env);
   spec.cwd = pool_.spec().dir;
   spec.stdout_fd = outp[1];
   spec.stderr_fd = errp[1];
@@ -199,7 +211,7 @@ void Instance::kill(std::optional<Error> why) {
 }
 
 void Instance::finish(Invocation& inv) {
-  running_.erase(inv.id);
+  if (!inv.runtime_id.empty()) running_.erase(inv.runtime_id);
   for (auto it = queued_.begin(); it != queued_.end(); ++it)
     if (it->get() == &inv) {
       queued_.erase(it);
@@ -268,7 +280,11 @@ net::awaitable<void> Instance::on_next(http::Exchange& ex) {
     co_await ex.respond_error(Error(ErrorType::unavailable, "call was cancelled"));
     co_return;
   }
-  running_[inv->id] = inv;
+  // Clients choose X-Request-Id; two calls on one instance may share one, so
+  // the Runtime API id is made unique per instance.
+  inv->runtime_id = inv->id;
+  for (std::uint64_t n = calls + 1; running_.count(inv->runtime_id); ++n) inv->runtime_id = fmt::format("{}.{}", inv->id, n);
+  running_[inv->runtime_id] = inv;
   ++calls;
   last_request_id_ = inv->id;
   if (inv->cold_start) inv->init_ms = init_ms;
@@ -277,11 +293,11 @@ net::awaitable<void> Instance::on_next(http::Exchange& ex) {
 
   http::Response res{http::bhttp::status::ok, 11};
   res.set(http::bhttp::field::content_type, "application/json");
-  res.set("Lambda-Runtime-Aws-Request-Id", inv->id);
+  res.set("Lambda-Runtime-Aws-Request-Id", inv->runtime_id);
   res.set("Lambda-Runtime-Deadline-Ms", std::to_string(inv->deadline_epoch_ms));
   res.set("Lambda-Runtime-Invoked-Function-Arn",
           "arn:aws:lambda:local:000000000000:function:" + pool_.spec().cfg.name);
-  res.set("Lambda-Runtime-Trace-Id", "Root=1-" + inv->id);
+  res.set("Lambda-Runtime-Trace-Id", "Root=1-" + inv->runtime_id);
   if (!inv->token.empty()) res.set("Aifn-Invocation-Token", inv->token);
   res.body() = inv->event;
   co_await ex.respond(res);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -56,8 +57,18 @@ Expected<pid_t> spawn_process(const SpawnSpec& spec) {
   envp.push_back(nullptr);
   std::string exe = spec.argv[0];
   if (exe.find('/') == std::string::npos) {
-    for (const char* dir : {"/usr/local/bin", "/usr/bin", "/bin"}) {
-      auto cand = std::string(dir) + "/" + exe;
+    // The instance's clean environment has no PATH of ours, so a bare command
+    // is looked up here, on the server's PATH, then the usual places.
+    const char* server_path = std::getenv("PATH");
+    std::string dirs = std::string(server_path ? server_path : "") + ":/usr/local/bin:/usr/bin:/bin";
+    std::size_t start = 0;
+    while (start <= dirs.size()) {
+      std::size_t end = dirs.find(':', start);
+      if (end == std::string::npos) end = dirs.size();
+      auto dir = dirs.substr(start, end - start);
+      start = end + 1;
+      if (dir.empty()) continue;
+      auto cand = dir + "/" + exe;
       if (::access(cand.c_str(), X_OK) == 0) {
         exe = cand;
         break;

@@ -19,6 +19,7 @@ exports.handler = async (event, context) => {
     for (let i = 0; i < event.alloc_mb; i++) keep.push(Buffer.alloc(1 << 20, 1));
     return { allocated_mb: keep.length };
   }
+  if (event.env_name) return { pid: process.pid, value: process.env[event.env_name] ?? null };
   return {
     pid: process.pid,
     event,
