@@ -111,7 +111,7 @@ model = "slow/slow"
 template = "{{json .}}"
 output = "json"
 max_tokens = 3000
-temperature = 1
+temperature = 0
 `);
   // probe: calls the gateway with the model the event names and reports what
   // happened, plus its token (to try it again after the call ended).
