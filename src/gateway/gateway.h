@@ -11,6 +11,7 @@
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/value.hpp>
 
 #include "cache/lru_cache.h"
 #include "config/config.h"
@@ -19,6 +20,8 @@
 #include "gateway/metrics.h"
 #include "http/server.h"
 #include "metering/metering.h"
+#include "models/router.h"
+#include "models/token_registry.h"
 #include "security/api_keys.h"
 #include "security/auth.h"
 #include "security/limits.h"
@@ -37,6 +40,19 @@ struct GatewayDeps {
   security::ApiKeys& keys;
   security::Limits& limits;
   security::Secrets& secrets;
+  // The model gateway (/v1/*); null: /v1 answers 503.
+  models::Router* router = nullptr;
+  models::TokenRegistry* tokens = nullptr;
+};
+
+// What a prompt function call used, for its usage record.
+struct PromptCallMeter {
+  int status = 200;
+  std::string error_type;
+  bool streamed = false;
+  std::string model;  // "provider/model" that answered
+  std::int64_t tokens_in = 0;
+  std::int64_t tokens_out = 0;
 };
 
 class Gateway {
@@ -53,6 +69,11 @@ class Gateway {
   // admin_security.cpp: /admin/keys and /admin/secrets
   boost::asio::awaitable<void> admin_keys(http::Exchange& ex, std::string_view rest);
   boost::asio::awaitable<void> admin_secrets(http::Exchange& ex, std::string_view rest);
+  // runtime = "prompt" (prompt_call.cpp): answers the call; `meter` gets what it used.
+  boost::asio::awaitable<void> invoke_prompt(http::Exchange& ex, const functions::Deployed& dep,
+                                             const boost::json::value& input, PromptCallMeter& meter);
+  // /v1/*: the OpenAI-compatible model routes (models_api.cpp).
+  boost::asio::awaitable<void> v1(http::Exchange& ex, std::string_view rest);
 
   GatewayDeps d_;
   Metrics metrics_;
