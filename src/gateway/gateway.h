@@ -14,6 +14,7 @@
 #include <boost/json/value.hpp>
 
 #include "cache/lru_cache.h"
+#include "cache/single_flight.h"
 #include "config/config.h"
 #include "functions/registry.h"
 #include "gateway/log_store.h"
@@ -77,7 +78,9 @@ class Gateway {
 
   GatewayDeps d_;
   Metrics metrics_;
-  cache::LruCache responses_;  // functions' [cache] ttl answers
+  cache::LruCache responses_;  // functions' [cache] ttl answers and deterministic /v1 answers
+  // Identical cacheable /v1 completions in flight share one model call.
+  cache::SingleFlight<models::ProviderResult<models::Served<models::Completion>>> model_flights_;
 };
 
 // A request id from the client when it is sane, else a new one.
