@@ -54,6 +54,9 @@ struct PromptCallMeter {
   std::string model;  // "provider/model" that answered
   std::int64_t tokens_in = 0;
   std::int64_t tokens_out = 0;
+  bool cacheable = false;    // in: the function has [cache] ttl (answers say X-Aifn-Cache: miss)
+  std::string answer;        // out, on success: the whole answer, to cache
+  std::string answer_type;   // its content type
 };
 
 class Gateway {

@@ -40,7 +40,19 @@ threads = 2
 name = "default"
 route = ["local/tiny"]
 `);
-  fs.mkdirSync(path.join(dir, 'functions'));
+  // A prompt function whose answers are cached per input ([cache] ttl).
+  fs.mkdirSync(path.join(dir, 'functions', 'blurb'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'functions', 'blurb', 'function.toml'), `
+name = "blurb"
+runtime = "prompt"
+[prompt]
+model = "default"
+template = "Write a blurb about {{topic}}"
+max_tokens = 16
+temperature = 0.7
+[cache]
+ttl = "1h"
+`);
   server = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--functions', path.join(dir, 'functions'),
                        '--data', path.join(dir, 'data'), '--config', path.join(dir, 'aifn.toml')],
                  { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -106,6 +118,25 @@ test('identical requests in flight share one model call', async () => {
   assert.deepEqual(states, ['hit', 'hit', 'hit', 'miss']);
   const texts = new Set(calls.map((x) => x.data.choices[0].text));
   assert.equal(texts.size, 1);
+});
+
+test('a prompt function with [cache] ttl answers a repeated input from the cache', async () => {
+  const call = (body) => fetch(`${base}/fn/blurb`, { method: 'POST', body: JSON.stringify(body),
+                                                      headers: { 'Content-Type': 'application/json' } });
+  const first = await call({ topic: 'rivers' });
+  assert.equal(first.status, 200);
+  assert.equal(first.headers.get('x-aifn-cache'), 'miss');
+  const text = await first.text();
+  const again = await call({ topic: 'rivers' });
+  assert.equal(again.headers.get('x-aifn-cache'), 'hit');
+  assert.equal(await again.text(), text);  // temperature 0.7: only the cache gives the same text
+  const other = await call({ topic: 'lakes' });
+  assert.equal(other.headers.get('x-aifn-cache'), 'miss');
+  await other.text();
+  const r = await fetch(`${base}/admin/usage?group_by=function`);
+  const row = (await r.json()).rows.find((x) => x.function === 'blurb');
+  assert.equal(row.calls, 3);
+  assert.equal(row.cache_hits, 1);
 });
 
 test('tenants never see each other\'s answers', async () => {
