@@ -2,7 +2,8 @@
 // deterministic requests (temperature 0 or a seed) are answered again from
 // the cache (as a stream when the caller streams), identical ones in flight
 // share one model call, tenants never share answers, and hits are metered.
-// Run by ctest (models_cache) with AIFN_BINARY and AIFN_GEN_MODEL set.
+// Also a key's token rate on model calls. Run by ctest (models_cache) with
+// AIFN_BINARY and AIFN_GEN_MODEL set.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -159,4 +160,22 @@ test('tenants never see each other\'s answers', async () => {
   assert.equal(a1.response.headers.get('x-aifn-cache'), 'miss');
   assert.equal(a2.response.headers.get('x-aifn-cache'), 'hit');
   assert.equal(b1.response.headers.get('x-aifn-cache'), 'miss');
+});
+
+test('a key\'s token rate limits its model calls with 429 rate_limited', async () => {
+  const keyFile = path.join(dir, 'data', 'admin.key');
+  const admin = { 'Content-Type': 'application/json', Authorization: `Bearer ${fs.readFileSync(keyFile, 'utf8').trim()}` };
+  const r = await fetch(`${base}/admin/keys`, { method: 'POST', headers: admin,
+                                                body: JSON.stringify({ name: 'frugal', scopes: ['models'],
+                                                                       tokens: '40/min' }) });
+  const key = (await r.json()).key;
+  const c = client(key);
+  const req = ask({ temperature: 0.9, max_tokens: 24 });  // not cacheable: every call reaches the model
+  await c.chat.completions.create(req);
+  await assert.rejects(c.chat.completions.create(req), (err) => {
+    assert.equal(err.status, 429);
+    assert.equal(err.error?.type ?? err.type, 'rate_limited');
+    assert.ok(Number(err.headers['retry-after']) >= 1);
+    return true;
+  });
 });
