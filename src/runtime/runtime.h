@@ -142,6 +142,14 @@ struct InstanceInfo {
   std::string version;
 };
 
+// How one call asks for an instance. Trivially copyable (coroutine rule).
+struct CallOptions {
+  Millis timeout{0};        // 0 = the function's `timeout` (jobs pass job_timeout)
+  // A background job: waits behind every synchronous call in the pool's
+  // queue, so a flood of jobs cannot starve interactive calls.
+  bool background = false;
+};
+
 class Pool : public std::enable_shared_from_this<Pool> {
  public:
   Pool(RuntimeContext& ctx, std::shared_ptr<const FunctionSpec> spec);
@@ -150,7 +158,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // Finds or starts an instance and queues the call on it; 429 throttled
   // when none frees up within queue_timeout, 503 when draining.
   boost::asio::awaitable<Expected<std::shared_ptr<Invocation>>> invoke(const std::string& request_id,
-                                                                      std::string&& event);
+                                                                      std::string&& event, CallOptions opts = {});
 
   // Starts min_instances (called once the pool is installed).
   void start();
@@ -164,6 +172,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::shared_ptr<const FunctionSpec> spec_ptr() const { return spec_; }
   std::size_t live_instances() const { return instances_.size(); }
   std::size_t waiting_calls() const { return waiters_.size(); }
+  // Calls that may run at once (instances x concurrency).
+  int capacity() const { return spec_->cfg.max_instances * spec_->cfg.concurrency; }
   bool draining() const { return draining_; }
   std::vector<InstanceInfo> instances() const;
 
