@@ -19,9 +19,26 @@ std::int64_t epoch_ms_now() {
 
 bool is_sse(std::string_view content_type) { return content_type.rfind("text/event-stream", 0) == 0; }
 
+// AWS Lambda's Invoke API reports a failed execution as 200 with
+// X-Amz-Function-Error: Unhandled and {"errorType","errorMessage"}; failures
+// before the function ran (throttled, ...) keep aifn's status and body.
+void lambda_error_shape(const Error& e, http::Response& res) {
+  std::string type;
+  if (e.type == ErrorType::function_error) type = e.function_error_type.empty() ? "Error" : e.function_error_type;
+  else if (e.type == ErrorType::timeout) type = "Sandbox.Timedout";
+  else if (e.type == ErrorType::instance_crashed || e.type == ErrorType::out_of_memory) type = "Runtime.ExitError";
+  else return;
+  res.result(http::bhttp::status::ok);
+  res.set("X-Amz-Function-Error", "Unhandled");
+  if (e.type == ErrorType::function_error && !e.function_error_body.empty())
+    res.body() = e.function_error_body;
+  else
+    res.body() = boost::json::serialize(boost::json::object{{"errorType", type}, {"errorMessage", e.message}});
+}
+
 }  // namespace
 
-net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name) {
+net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name, CallShape shape) {
   auto started = std::chrono::steady_clock::now();
   auto start_ms = epoch_ms_now();
   auto dep = d_.registry.find(name);
@@ -162,6 +179,7 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
             res.set("Server-Timing", timing());
             if (e.type == ErrorType::function_error) res.set("X-Amz-Function-Error", "Unhandled");
             res.body() = error_body(e);
+            if (shape == CallShape::lambda) lambda_error_shape(e, res);
             co_await ex.respond(res);
           }
         } else if (!client_left) {

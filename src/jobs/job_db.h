@@ -39,8 +39,10 @@ class JobDb {
   // Awaitable forms.
   boost::asio::awaitable<Expected<store::EnqueueOutcome>> insert_async(store::JobRecord& rec);
   boost::asio::awaitable<bool> update_async(store::JobUpdate& u);
+  // `fn` is copied; pass a named object, not a temporary (GCC 12 destroys
+  // temporaries of a co_await expression twice).
   template <class T>
-  boost::asio::awaitable<T> call_async(std::function<T(store::Store&)> fn);
+  boost::asio::awaitable<T> call_async(const std::function<T(store::Store&)>& fn);
 
   std::uint64_t commits() const;
 
@@ -83,7 +85,7 @@ boost::asio::awaitable<T> await_callback(Start start) {
 }
 
 template <class T>
-boost::asio::awaitable<T> JobDb::call_async(std::function<T(store::Store&)> fn) {
+boost::asio::awaitable<T> JobDb::call_async(const std::function<T(store::Store&)>& fn) {
   return await_callback<T>([this, fn](std::function<void(T)> deliver) {
     call([fn, deliver](store::Store& s) { deliver(fn(s)); });
   });

@@ -127,8 +127,9 @@ net::awaitable<void> Jobs::worker() {
       int want = std::min(free, kLeaseBatch);
       std::string owner = opts_.node_id;
       std::int64_t lease_ms = opts_.lease.count();
-      auto got = co_await db_->call_async<Expected<std::vector<store::JobRecord>>>(
-          [name, owner, lease_ms, want](store::Store& s) { return s.lease_jobs(name, owner, now_ms(), lease_ms, want); });
+      std::function<Expected<std::vector<store::JobRecord>>(store::Store&)> lease =
+          [name, owner, lease_ms, want](store::Store& s) { return s.lease_jobs(name, owner, now_ms(), lease_ms, want); };
+      auto got = co_await db_->call_async(lease);
       if (!got) {
         spdlog::error("event=job_lease_failed function={} error=\"{}\"", name, got.error().message);
         continue;
@@ -216,7 +217,8 @@ net::awaitable<void> Jobs::run(Running& ref) {
     runtime::CallOptions co;
     co.timeout = Millis(job.timeout_ms > 0 ? job.timeout_ms : dep->spec->cfg.job_timeout.count());
     co.background = true;
-    auto got = co_await dep->pool->invoke(job.id, std::string(job.input), co);
+    std::string input = job.input;
+    auto got = co_await dep->pool->invoke(job.id, std::move(input), co);
     if (!got) {
       if (got.error().type == ErrorType::throttled || got.error().type == ErrorType::unavailable) {
         // No instance now: not the function's fault, so not an attempt.
@@ -361,18 +363,24 @@ net::awaitable<Expected<std::pair<store::JobRecord, bool>>> Jobs::enqueue(const 
 
 net::awaitable<Expected<store::JobRecord>> Jobs::get(const std::string& id) {
   std::string key = id;
-  return db_->call_async<Expected<store::JobRecord>>([key](store::Store& s) { return s.get_job(key); });
+  std::function<Expected<store::JobRecord>(store::Store&)> fn = [key](store::Store& s) { return s.get_job(key); };
+  co_return co_await db_->call_async(fn);
 }
 
 net::awaitable<Expected<std::vector<store::JobRecord>>> Jobs::list(const store::JobFilter& filter) {
   store::JobFilter f = filter;
-  return db_->call_async<Expected<std::vector<store::JobRecord>>>([f](store::Store& s) { return s.list_jobs(f); });
+  std::function<Expected<std::vector<store::JobRecord>>(store::Store&)> fn = [f](store::Store& s) {
+    return s.list_jobs(f);
+  };
+  co_return co_await db_->call_async(fn);
 }
 
 net::awaitable<Expected<store::JobRecord>> Jobs::cancel(const std::string& id) {
   std::string key = id;
-  auto j = co_await db_->call_async<Expected<store::JobRecord>>(
-      [key](store::Store& s) { return s.cancel_job(key, now_ms()); });
+  std::function<Expected<store::JobRecord>(store::Store&)> fn = [key](store::Store& s) {
+    return s.cancel_job(key, now_ms());
+  };
+  auto j = co_await db_->call_async(fn);
   if (!j) co_return j;
   if (auto it = running_.find(key); it != running_.end() && it->second->inv) {
     it->second->cancelled = true;
@@ -385,8 +393,10 @@ net::awaitable<Expected<store::JobRecord>> Jobs::cancel(const std::string& id) {
 
 net::awaitable<Expected<store::JobRecord>> Jobs::retry(const std::string& id) {
   std::string key = id;
-  auto j = co_await db_->call_async<Expected<store::JobRecord>>(
-      [key](store::Store& s) { return s.requeue_job(key, now_ms()); });
+  std::function<Expected<store::JobRecord>(store::Store&)> fn = [key](store::Store& s) {
+    return s.requeue_job(key, now_ms());
+  };
+  auto j = co_await db_->call_async(fn);
   if (j) {
     publish(key, {"status", boost::json::serialize(job_json(*j)), false});
     poke();
