@@ -1,4 +1,6 @@
 #include "cli/cli.h"
+#include "cli/client.h"
+#include "cli/jobs_cli.h"
 
 #include <unistd.h>
 
@@ -26,44 +28,6 @@ namespace aifn::cli {
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
-
-struct ClientOptions {
-  std::string server;
-  std::string key;
-};
-
-http::ClientRequest request(const ClientOptions& c, std::string method, const std::string& path) {
-  http::ClientRequest r;
-  r.method = std::move(method);
-  r.url = c.server + path;
-  if (!c.key.empty()) r.headers["Authorization"] = "Bearer " + c.key;
-  return r;
-}
-
-// Prints the server's error body in one line and returns the exit code.
-int report(const Expected<http::ClientResponse>& r) {
-  if (!r) {
-    std::cerr << "aifn: " << r.error().message << "\n";
-    return 2;
-  }
-  if (r->status >= 400) {
-    boost::system::error_code ec;
-    auto v = boost::json::parse(r->body, ec);
-    if (!ec && v.is_object() && v.as_object().contains("error")) {
-      auto& e = v.as_object().at("error").as_object();
-      std::cerr << "aifn: " << r->status << " " << boost::json::value_to<std::string>(e.at("type")) << ": "
-                << boost::json::value_to<std::string>(e.at("message")) << "\n";
-      if (auto* d = e.if_contains("details"))
-        for (auto& x : d->as_array())
-          std::cerr << "  " << boost::json::value_to<std::string>(x.at("path")) << ": "
-                    << boost::json::value_to<std::string>(x.at("message")) << "\n";
-    } else {
-      std::cerr << "aifn: HTTP " << r->status << "\n" << r->body << "\n";
-    }
-    return 1;
-  }
-  return 0;
-}
 
 std::string read_data_arg(const std::string& d) {
   if (!d.empty() && d[0] == '@') {
@@ -135,6 +99,11 @@ int run(int argc, char** argv) {
   invoke->add_option("NAME", fn_name)->required();
   invoke->add_option("-d,--data", data, "JSON event, or @file (@- for stdin)");
   invoke->add_flag("--stream", stream, "print the answer as it is produced");
+  bool as_job = false, wait_job = false;
+  invoke->add_flag("--job", as_job, "enqueue a background job; prints its id");
+  invoke->add_flag("--wait", wait_job, "with --job: wait for the job and print its result");
+  JobsCommand jobs_cmd;
+  add_jobs_command(app, jobs_cmd);
 
   auto* logs = app.add_subcommand("logs", "show a function's output");
   std::string logs_name;
@@ -215,6 +184,8 @@ int run(int argc, char** argv) {
                 << "\n";
       return 0;
     }
+    if (*invoke && as_job) return invoke_job(client, fn_name, read_data_arg(data), wait_job);
+    if (*jobs_cmd.jobs) return run_jobs(client, jobs_cmd);
     if (*invoke) {
       auto r = request(client, "POST", "/fn/" + fn_name);
       r.headers["Content-Type"] = "application/json";

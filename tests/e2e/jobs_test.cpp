@@ -344,6 +344,47 @@ TEST(Jobs, KillNineWhileJobsRunLosesNoJob) {
             << "\n";
 }
 
+// Runs `aifn ARGS` against the server; returns (exit code, stdout + stderr).
+std::pair<int, std::string> cli(Server& s, const std::string& args) {
+  std::string cmd = "AIFN_SERVER=http://127.0.0.1:" + std::to_string(s.port()) + " " + binary() + " " + args + " 2>&1";
+  std::string out;
+  int rc = -1;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    rc = WEXITSTATUS(::pclose(p));
+  }
+  return {rc, out};
+}
+
+TEST(Jobs, CliInvokesAsAJobAndManagesJobs) {
+  FunctionsDir fns{{"work", "[retry]\nmax_attempts = 1\n"}};
+  Server s(fns.path());
+  auto [rc, out] = cli(s, "invoke work --job --wait -d '{\"n\": 5}'");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(json(out).at("event").at("n").as_int64(), 5);
+  auto [frc, fout] = cli(s, "invoke work --job --wait -d '{\"throw\": \"nope\"}'");
+  EXPECT_EQ(frc, 1);
+  EXPECT_NE(fout.find("failed: function_error: nope"), std::string::npos) << fout;
+  auto [qrc, id] = cli(s, "invoke work --job -d '{\"sleep_ms\": 30000}'");
+  ASSERT_EQ(qrc, 0) << id;
+  while (!id.empty() && id.back() == '\n') id.pop_back();
+  ASSERT_EQ(id.rfind("job_", 0), 0u) << id;
+  auto [lrc, list] = cli(s, "jobs list --function work");
+  EXPECT_EQ(lrc, 0);
+  EXPECT_NE(list.find(id), std::string::npos) << list;
+  EXPECT_NE(list.find("failed"), std::string::npos) << list;
+  auto [crc, cancelled] = cli(s, "jobs cancel " + id);
+  EXPECT_EQ(crc, 0) << cancelled;
+  auto [grc, got] = cli(s, "jobs get " + id);
+  EXPECT_EQ(grc, 0);
+  EXPECT_EQ(str(json(got), "status"), "cancelled");
+  auto [xrc, missing] = cli(s, "jobs get job_missing");
+  EXPECT_EQ(xrc, 1);
+  EXPECT_NE(missing.find("404 not_found"), std::string::npos) << missing;
+}
+
 TEST(Jobs, OfficialAwsSdkInvokesThroughTheLambdaApi) {
   auto sdk = fs::path(source_dir()) / "tests/node/node_modules/@aws-sdk/client-lambda";
   if (!fs::exists(sdk)) GTEST_SKIP() << "@aws-sdk/client-lambda did not install (npm)";
