@@ -108,16 +108,28 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     co_await reject(Error(ErrorType::unavailable, "prompt functions need the model gateway, which is not built yet"));
     co_return;
   }
-  auto got = co_await dep->pool->invoke(ex.request_id, std::string(text));
+  // One execution, two shapes (DESIGN.md §4): on_timeout / on_disconnect =
+  // "job" let this call turn into a background job without a restart.
+  runtime::CallOptions call_opts;
+  if (d_.jobs && (cfg.on_timeout == "job" || cfg.on_disconnect == "job")) {
+    call_opts.handoff_timeout = cfg.job_timeout;
+    call_opts.handoff_at_deadline = cfg.on_timeout == "job";
+  }
+  auto got = co_await dep->pool->invoke(ex.request_id, std::string(text), call_opts);
   if (!got) {
     co_await reject(got.error());
     co_return;
   }
   auto inv = std::move(*got);
-  // on_disconnect = cancel: a caller who leaves stops the work; what ran is billed.
-  ex.watch_disconnect([w = std::weak_ptr<runtime::Invocation>(inv)] {
-    if (auto i = w.lock()) i->abort(Error(ErrorType::bad_request, "the client disconnected"));
-  });
+  // A caller who leaves: on_disconnect = cancel stops the work (what ran is
+  // billed); finish lets it complete; job keeps it running as a job.
+  auto client_left = [w = std::weak_ptr<runtime::Invocation>(inv), mode = cfg.on_disconnect] {
+    auto i = w.lock();
+    if (!i || i->handed_off() || mode == "finish") return;
+    if (mode == "job" && i->request_handoff()) return;
+    i->abort(Error(ErrorType::bad_request, "the client disconnected"));
+  };
+  ex.watch_disconnect(client_left);
 
   auto timing = [&] {
     return fmt::format("init;dur={}, exec;dur={}", inv->init_ms,
@@ -152,12 +164,40 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
         head.set("Server-Timing", fmt::format("init;dur={}", inv->init_ms));
         head.set(http::bhttp::field::cache_control, "no-cache");
         head.set("X-Accel-Buffering", "no");
-        if (!co_await ex.start_stream(head)) inv->abort(Error(ErrorType::bad_request, "the client disconnected"));
+        if (!co_await ex.start_stream(head)) client_left();
         break;
       }
       case EventKind::chunk:
-        if (!co_await ex.write_chunk(ev.data)) inv->abort(Error(ErrorType::bad_request, "the client disconnected"));
+        if (!ex.client_gone() && !co_await ex.write_chunk(ev.data)) client_left();
         break;
+      case EventKind::handoff: {
+        if (streaming && !ex.client_gone()) {
+          // The stream's head is out; it cannot become a 202 any more.
+          inv->abort(Error(ErrorType::timeout, fmt::format("the function did not finish within its timeout of {}",
+                                                           format_duration(cfg.timeout))));
+          break;
+        }
+        std::string input(text);
+        auto job = co_await d_.jobs->adopt(*dep, inv, input);
+        if (!job) {
+          inv->abort(job.error());
+          break;
+        }
+        spdlog::info("event=call_became_job function={} request_id={} job={} reason={}", name, ex.request_id, job->id,
+                     ex.client_gone() ? "client_disconnected" : "timeout");
+        metrics_.call(name, 202, "", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+                      inv->cold_start);
+        if (!ex.client_gone()) {
+          http::Response res{http::bhttp::status::accepted, 11};
+          res.set(http::bhttp::field::content_type, "application/json");
+          res.set(http::bhttp::field::location, "/jobs/" + job->id);
+          res.set("X-Aifn-Cold-Start", inv->cold_start ? "true" : "false");
+          res.body() = boost::json::serialize(
+              boost::json::object{{"id", job->id}, {"status", job->status}, {"status_url", "/jobs/" + job->id}});
+          co_await ex.respond(res);
+        }
+        co_return;  // the job records the call's usage when it ends
+      }
       case EventKind::done:
         co_await ex.end_stream();
         finish(200, "", inv.get(), true);

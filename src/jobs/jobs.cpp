@@ -214,11 +214,14 @@ net::awaitable<void> Jobs::run(Running& ref) {
                              job.max_attempts)),
            false);
   } else {
-    runtime::CallOptions co;
-    co.timeout = Millis(job.timeout_ms > 0 ? job.timeout_ms : dep->spec->cfg.job_timeout.count());
-    co.background = true;
-    std::string input = job.input;
-    auto got = co_await dep->pool->invoke(job.id, std::move(input), co);
+    Expected<std::shared_ptr<runtime::Invocation>> got = r.inv;  // adopted: already running
+    if (!r.inv) {
+      runtime::CallOptions co;
+      co.timeout = Millis(job.timeout_ms > 0 ? job.timeout_ms : dep->spec->cfg.job_timeout.count());
+      co.background = true;
+      std::string input = job.input;
+      got = co_await dep->pool->invoke(job.id, std::move(input), co);
+    }
     if (!got) {
       if (got.error().type == ErrorType::throttled || got.error().type == ErrorType::unavailable) {
         // No instance now: not the function's fault, so not an attempt.
@@ -243,6 +246,7 @@ net::awaitable<void> Jobs::run(Running& ref) {
             done = true;
             break;
           case EventKind::stream_start:
+          case EventKind::handoff:
             break;
           case EventKind::chunk:
             if (ev.data == ": ping\n\n") break;  // our own SSE keep-alive, not the function's output
@@ -359,6 +363,36 @@ net::awaitable<Expected<std::pair<store::JobRecord, bool>>> Jobs::enqueue(const 
   }
   poke();
   co_return std::pair<store::JobRecord, bool>(std::move(copy), false);
+}
+
+net::awaitable<Expected<store::JobRecord>> Jobs::adopt(const functions::Deployed& fn,
+                                                       const std::shared_ptr<runtime::Invocation>& inv,
+                                                       const std::string& input) {
+  const auto& cfg = fn.spec->cfg;
+  store::JobRecord rec;
+  rec.id = new_job_id();
+  rec.function = cfg.name;
+  rec.version = fn.spec->version;
+  rec.input = input;
+  rec.status = "running";
+  rec.attempts = 1;
+  rec.max_attempts = cfg.retry.max_attempts;
+  rec.backoff_ms = cfg.retry.backoff.count();
+  rec.timeout_ms = cfg.job_timeout.count();
+  rec.created_ms = now_ms();
+  rec.started_ms = rec.created_ms - inv->exec_ms();
+  rec.lease_owner = opts_.node_id;
+  rec.lease_expires_ms = rec.created_ms + opts_.lease.count();
+  store::JobRecord copy = rec;
+  auto out = co_await db_->insert_async(rec);
+  if (!out) co_return tl::unexpected(out.error());
+  auto r = std::make_shared<Running>();
+  r->job = std::move(copy);
+  r->inv = inv;
+  ++running_per_function_[cfg.name];
+  running_[r->job.id] = r;
+  net::co_spawn(io_, [this, r] { return run(*r); }, net::detached);
+  co_return r->job;
 }
 
 net::awaitable<Expected<store::JobRecord>> Jobs::get(const std::string& id) {

@@ -93,6 +93,12 @@ class Jobs {
   // the earlier job, with `existing` set).
   boost::asio::awaitable<Expected<std::pair<store::JobRecord, bool>>> enqueue(const functions::Deployed& fn,
                                                                               EnqueueRequest& req);
+  // Takes over a synchronous call that became a job (on_timeout /
+  // on_disconnect = "job", DESIGN.md §4): commits a running job leased to
+  // this node and follows the same execution to its end; nothing restarts.
+  boost::asio::awaitable<Expected<store::JobRecord>> adopt(const functions::Deployed& fn,
+                                                           const std::shared_ptr<runtime::Invocation>& inv,
+                                                           const std::string& input);
   boost::asio::awaitable<Expected<store::JobRecord>> get(const std::string& id);
   boost::asio::awaitable<Expected<std::vector<store::JobRecord>>> list(const store::JobFilter& filter);
   // Cancels a queued or running job; a running one is killed.

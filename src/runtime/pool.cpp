@@ -105,6 +105,8 @@ net::awaitable<Expected<std::shared_ptr<Invocation>>> Pool::invoke(const std::st
   auto inv = std::make_shared<Invocation>(ctx_.io.get_executor(), request_id, std::move(event),
                                           opts.timeout.count() > 0 ? opts.timeout : spec_->cfg.timeout);
   inv->cold_start = cold;
+  inv->handoff_timeout = opts.handoff_timeout;
+  inv->handoff_at_deadline = opts.handoff_at_deadline;
   inv->pool_ = self;
   if (ctx_.mint_token) inv->token = ctx_.mint_token();
   inst->enqueue(inv);

@@ -344,6 +344,72 @@ TEST(Jobs, KillNineWhileJobsRunLosesNoJob) {
             << "\n";
 }
 
+TEST(Jobs, OnTimeoutJobHandsTheSameExecutionOver) {
+  FunctionsDir fns{{"long", "timeout = \"1s\"\njob_timeout = \"1m\"\non_timeout = \"job\"\n"}};
+  Server s(fns.path());
+  auto runs = fns.path() / "runs";
+  auto started = std::chrono::steady_clock::now();
+  auto r = s.post("/fn/long", R"({"sleep_ms": 2500, "count_file": ")" + runs.string() + "\"}");
+  auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_EQ(r.status, 202) << r.body << s.log();
+  EXPECT_LT(took, 2500ms) << "the caller got its answer at the timeout, not at the end";
+  auto id = str(json(r.body), "id");
+  EXPECT_EQ(r.header("location"), "/jobs/" + id);
+  EXPECT_EQ(str(json(r.body), "status"), "running");
+  auto j = wait_final(s, id);
+  ASSERT_EQ(str(j, "status"), "succeeded") << j;
+  EXPECT_EQ(j.at("result").at("event").at("sleep_ms").as_int64(), 2500);
+  EXPECT_GT(j.at("result").at("remaining_ms").as_int64(), 50'000) << "the runtime was told job_timeout";
+  EXPECT_EQ(count_lines(read_file(runs), "run"), 1) << "one execution: nothing restarted";
+}
+
+TEST(Jobs, OnTimeoutFailStillAnswers504) {
+  FunctionsDir fns{{"long", "timeout = \"500ms\"\n"}};
+  Server s(fns.path());
+  auto r = s.post("/fn/long", R"({"sleep_ms": 3000})");
+  EXPECT_EQ(r.status, 504);
+  EXPECT_EQ(json(s.get("/jobs").body).at("jobs").as_array().size(), 0u);
+}
+
+TEST(Jobs, OnDisconnectJobKeepsTheCallAsAJob) {
+  FunctionsDir fns{{"long", "on_disconnect = \"job\"\n"}};
+  Server s(fns.path());
+  auto runs = fns.path() / "runs";
+  auto r = http::fetch({.method = "POST", .url = s.url("/fn/long"),
+                        .body = R"({"sleep_ms": 1500, "count_file": ")" + runs.string() + "\"}", .timeout = 500ms});
+  EXPECT_FALSE(r) << "the client gave up";
+  std::string id;
+  ASSERT_TRUE(eventually([&] {
+    auto jobs = json(s.get("/jobs?function=long").body);
+    if (jobs.at("jobs").as_array().empty()) return false;
+    id = str(jobs.at("jobs").as_array()[0], "id");
+    return true;
+  }, 10s)) << s.log();
+  auto j = wait_final(s, id);
+  EXPECT_EQ(str(j, "status"), "succeeded") << j;
+  EXPECT_EQ(count_lines(read_file(runs), "run"), 1);
+}
+
+TEST(Jobs, OnDisconnectFinishCompletesTheCall) {
+  FunctionsDir fns{{"long", "on_disconnect = \"finish\"\n"}, {"cut", ""}};
+  Server s(fns.path());
+  for (const char* fn : {"long", "cut"}) {
+    auto r = http::fetch({.method = "POST", .url = s.url(std::string("/fn/") + fn),
+                          .body = R"({"sleep_ms": 1200})", .timeout = 400ms});
+    EXPECT_FALSE(r);
+  }
+  // finish: the call ran to its end (200); cancel (the default): cut off (499).
+  ASSERT_TRUE(eventually([&] {
+    auto u = json(s.get("/admin/usage?group_by=function").body).at("rows").as_array();
+    return u.size() == 2 && u[0].at("calls").as_int64() == 1 && u[1].at("calls").as_int64() == 1;
+  }, 10s));
+  auto u = json(s.get("/admin/usage?group_by=function").body);
+  for (auto& row : u.at("rows").as_array()) {
+    auto expected_errors = str(row, "function") == "long" ? 0 : 1;
+    EXPECT_EQ(row.at("errors").as_int64(), expected_errors) << row;
+  }
+}
+
 // Runs `aifn ARGS` against the server; returns (exit code, stdout + stderr).
 std::pair<int, std::string> cli(Server& s, const std::string& args) {
   std::string cmd = "AIFN_SERVER=http://127.0.0.1:" + std::to_string(s.port()) + " " + binary() + " " + args + " 2>&1";
