@@ -32,7 +32,8 @@ boost::json::object job_json(const store::JobRecord& j) {
   boost::json::object o{{"id", j.id},
                         {"function", j.function},
                         {"version", j.version},
-                        {"status", j.status},
+                        // Leased ahead by a worker but not started yet: still waiting.
+                        {"status", j.status == "running" && j.started_ms == 0 ? "queued" : j.status},
                         {"attempts", j.attempts},
                         {"max_attempts", j.max_attempts},
                         {"created_at", iso_time(j.created_ms)},

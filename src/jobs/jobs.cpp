@@ -20,7 +20,9 @@ using runtime::EventKind;
 
 namespace {
 
-// Jobs leased per store round trip for one function.
+// Jobs leased ahead of free slots, per slot, within [min, batch].
+constexpr int kLeaseAheadPerSlot = 8;
+constexpr int kLeaseAheadMin = 16;
 constexpr int kLeaseBatch = 256;
 
 std::int64_t now_ms() {
@@ -121,10 +123,15 @@ net::awaitable<void> Jobs::worker() {
     bool more = false;
     for (auto& d : registry_.all()) {
       if (!d->pool || stopped_) continue;
-      const std::string& name = d->spec->cfg.name;
-      int free = job_slots(*d->pool) - running_per_function_[name];
-      if (free <= 0) continue;
-      int want = std::min(free, kLeaseBatch);
+      const std::string name = d->spec->cfg.name;
+      const int slots = job_slots(*d->pool);
+      dispatch(name);
+      // Lease ahead, so a freed slot starts the next job without waiting
+      // for a store round trip; refill when half of that is used up.
+      const int target = std::clamp(slots * kLeaseAheadPerSlot, kLeaseAheadMin, kLeaseBatch);
+      int in_hand = static_cast<int>(ready_[name].size());
+      if (in_hand > target / 2) continue;
+      int want = target - in_hand;
       std::string owner = opts_.node_id;
       std::int64_t lease_ms = opts_.lease.count();
       std::function<Expected<std::vector<store::JobRecord>>(store::Store&)> lease =
@@ -135,19 +142,37 @@ net::awaitable<void> Jobs::worker() {
         continue;
       }
       if (static_cast<int>(got->size()) == want) more = true;
+      auto& ready = ready_[name];
       for (auto& j : *got) {
         auto r = std::make_shared<Running>();
         r->job = std::move(j);
-        ++running_per_function_[name];
         running_[r->job.id] = r;
-        net::co_spawn(io_, [this, r] { return run(*r); }, net::detached);
+        ready.push_back(r);
       }
+      dispatch(name);
     }
     if (stopped_) break;
     if (more || poked_) continue;
     wake_.expires_after(opts_.poll);
     boost::system::error_code ec;
     co_await wake_.async_wait(net::redirect_error(net::use_awaitable, ec));
+  }
+}
+
+void Jobs::dispatch(const std::string& function) {
+  auto dep = registry_.find(function);
+  const int slots = dep && dep->pool ? job_slots(*dep->pool) : 1;
+  auto& q = ready_[function];
+  int& active = active_[function];
+  while (!stopped_ && active < slots && !q.empty()) {
+    auto r = std::move(q.front());
+    q.pop_front();
+    if (r->cancelled) {  // cancelled while it waited here
+      running_.erase(r->job.id);
+      continue;
+    }
+    ++active;
+    net::co_spawn(io_, [this, r] { return run(*r); }, net::detached);
   }
 }
 
@@ -169,9 +194,10 @@ net::awaitable<void> Jobs::heartbeats() {
       db_->update(std::move(u), [this, id = id](bool applied) {
         if (applied) return;
         auto it = running_.find(id);
-        if (it == running_.end() || !it->second->inv) return;
+        if (it == running_.end()) return;
         it->second->cancelled = true;
-        it->second->inv->abort(Error(ErrorType::conflict, "the job's lease was lost (cancelled or taken over)"));
+        if (it->second->inv)
+          it->second->inv->abort(Error(ErrorType::conflict, "the job's lease was lost (cancelled or taken over)"));
       });
     }
   }
@@ -182,6 +208,7 @@ net::awaitable<void> Jobs::run(Running& ref) {
   Running& r = *keep;
   store::JobRecord& job = r.job;
   const std::int64_t started = now_ms();
+  if (!r.inv) job.started_ms = started;
   publish(job.id, {"status", boost::json::serialize(job_json(job)), false});
 
   store::JobUpdate u;
@@ -207,8 +234,9 @@ net::awaitable<void> Jobs::run(Running& ref) {
   auto dep = registry_.find(job.function);
   if (!dep || !dep->pool) {
     failed(Error(ErrorType::not_found, fmt::format("function \"{}\" is no longer deployed", job.function)), false);
-  } else if (job.attempts > job.max_attempts) {
-    // Leased again after its last attempt ended with its node stopping.
+  } else if (!r.inv && job.attempts >= job.max_attempts) {
+    // Every attempt has started and none committed an answer: the last one
+    // ended with the node running it stopping.
     failed(Error(ErrorType::unavailable,
                  fmt::format("gave up after {} attempts; the last one ended when the node running it stopped",
                              job.max_attempts)),
@@ -216,6 +244,16 @@ net::awaitable<void> Jobs::run(Running& ref) {
   } else {
     Expected<std::shared_ptr<runtime::Invocation>> got = r.inv;  // adopted: already running
     if (!r.inv) {
+      // The attempt counts from here; the commit needs no wait (it rides in
+      // the next group, ahead of this run's result).
+      ++job.attempts;
+      store::JobUpdate start;
+      start.kind = store::JobUpdate::Kind::start;
+      start.id = job.id;
+      start.owner = opts_.node_id;
+      start.finished_ms = started;
+      job.started_ms = started;
+      db_->update(std::move(start));
       runtime::CallOptions co;
       co.timeout = Millis(job.timeout_ms > 0 ? job.timeout_ms : dep->spec->cfg.job_timeout.count());
       co.background = true;
@@ -282,6 +320,11 @@ net::awaitable<void> Jobs::run(Running& ref) {
     }
   }
 
+  // The instance slot is free now: let the worker fill it while this
+  // result commits (in a group with others).
+  --active_[job.function];
+  dispatch(job.function);
+  poke();
   bool stopping = stopped_;
   std::string status = u.status;
   bool applied = stopping ? false : co_await db_->update_async(u);
@@ -303,8 +346,6 @@ net::awaitable<void> Jobs::run(Running& ref) {
                    job.attempts, status);
   }
   running_.erase(job.id);
-  if (--running_per_function_[job.function] <= 0) running_per_function_.erase(job.function);
-  poke();
 }
 
 void Jobs::on_final(const store::JobRecord& job) {
@@ -389,7 +430,7 @@ net::awaitable<Expected<store::JobRecord>> Jobs::adopt(const functions::Deployed
   auto r = std::make_shared<Running>();
   r->job = std::move(copy);
   r->inv = inv;
-  ++running_per_function_[cfg.name];
+  ++active_[cfg.name];
   running_[r->job.id] = r;
   net::co_spawn(io_, [this, r] { return run(*r); }, net::detached);
   co_return r->job;
@@ -416,9 +457,9 @@ net::awaitable<Expected<store::JobRecord>> Jobs::cancel(const std::string& id) {
   };
   auto j = co_await db_->call_async(fn);
   if (!j) co_return j;
-  if (auto it = running_.find(key); it != running_.end() && it->second->inv) {
-    it->second->cancelled = true;
-    it->second->inv->abort(Error(ErrorType::conflict, "the job was cancelled"));
+  if (auto it = running_.find(key); it != running_.end()) {
+    it->second->cancelled = true;  // a job leased ahead is dropped before it starts
+    if (it->second->inv) it->second->inv->abort(Error(ErrorType::conflict, "the job was cancelled"));
   }
   spdlog::info("event=job_cancelled job={} function={}", key, j->function);
   on_final(*j);

@@ -120,6 +120,7 @@ class Jobs {
   boost::asio::awaitable<void> run(Running& r);
   boost::asio::awaitable<void> heartbeats();
   void poke();
+  void dispatch(const std::string& function);  // starts ready jobs while slots are free
   void publish(const std::string& id, JobEvent ev);
   void on_final(const store::JobRecord& job);
 
@@ -135,7 +136,8 @@ class Jobs {
   bool poked_ = false;
   bool stopped_ = true;
   std::map<std::string, std::shared_ptr<Running>> running_;  // by job id
-  std::map<std::string, int> running_per_function_;
+  std::map<std::string, int> active_;  // jobs executing, by function (the slot count)
+  std::map<std::string, std::deque<std::shared_ptr<Running>>> ready_;  // leased ahead, not started
   std::map<std::string, std::vector<std::weak_ptr<JobFeed>>> feeds_;
 };
 

@@ -36,6 +36,14 @@ class JobsTable : public ::testing::Test {
     j.idempotency_key = key;
     return j;
   }
+  store::JobUpdate start(const std::string& id, const std::string& owner) {
+    store::JobUpdate u;
+    u.kind = store::JobUpdate::Kind::start;
+    u.id = id;
+    u.owner = owner;
+    u.finished_ms = 1500;
+    return u;
+  }
   store::JobUpdate finish(const std::string& id, const std::string& owner, const std::string& status) {
     store::JobUpdate u;
     u.id = id;
@@ -49,13 +57,18 @@ class JobsTable : public ::testing::Test {
   std::unique_ptr<store::Store> store_;
 };
 
-TEST_F(JobsTable, LeaseTakesDueJobsOnceAndCountsTheAttempt) {
+TEST_F(JobsTable, LeaseTakesDueJobsOnceAndAStartCountsTheAttempt) {
   ASSERT_TRUE(store_->write_jobs({job("a"), job("b")}, {}, 0, nullptr));
   auto first = store_->lease_jobs("f", "n1", 1000, 30'000, 10);
   ASSERT_TRUE(first);
   ASSERT_EQ(first->size(), 2u);
   EXPECT_EQ((*first)[0].status, "running");
-  EXPECT_EQ((*first)[0].attempts, 1);
+  EXPECT_EQ((*first)[0].attempts, 0) << "leased ahead, not started";
+  std::vector<bool> applied;
+  ASSERT_TRUE(store_->write_jobs({}, {start("a", "n1"), start("b", "intruder")}, 0, &applied));
+  EXPECT_TRUE(applied[0]);
+  EXPECT_FALSE(applied[1]) << "only the lease owner starts a run";
+  EXPECT_EQ(store_->get_job("a")->attempts, 1);
   auto second = store_->lease_jobs("f", "n2", 1000, 30'000, 10);
   ASSERT_TRUE(second);
   EXPECT_TRUE(second->empty()) << "a live lease is not taken twice";
@@ -64,10 +77,11 @@ TEST_F(JobsTable, LeaseTakesDueJobsOnceAndCountsTheAttempt) {
 TEST_F(JobsTable, ExpiredLeaseIsTakenByAnotherNode) {
   ASSERT_TRUE(store_->write_jobs({job("a")}, {}, 0, nullptr));
   ASSERT_EQ(store_->lease_jobs("f", "dead", 1000, 5'000, 10)->size(), 1u);
+  ASSERT_TRUE(store_->write_jobs({}, {start("a", "dead")}, 0, nullptr));
   EXPECT_TRUE(store_->lease_jobs("f", "n2", 5'999, 5'000, 10)->empty());
   auto later = store_->lease_jobs("f", "n2", 6'001, 5'000, 10);
   ASSERT_EQ(later->size(), 1u);
-  EXPECT_EQ((*later)[0].attempts, 2);
+  EXPECT_EQ((*later)[0].attempts, 1) << "the dead node's run counted";
   // The dead node's late answer must not overwrite the new lease.
   std::vector<bool> applied;
   ASSERT_TRUE(store_->write_jobs({}, {finish("a", "dead", "succeeded")}, 0, &applied));
@@ -88,10 +102,12 @@ TEST_F(JobsTable, CommittedResultIsNeverLeasedAgain) {
 TEST_F(JobsTable, RestartedNodeReleasesItsOwnLeases) {
   ASSERT_TRUE(store_->write_jobs({job("a"), job("b")}, {}, 0, nullptr));
   ASSERT_EQ(store_->lease_jobs("f", "n1", 1000, 60'000, 10)->size(), 2u);
+  ASSERT_TRUE(store_->write_jobs({}, {start("a", "n1")}, 0, nullptr));
   EXPECT_EQ(store_->release_leases("n1").value(), 2);
   auto again = store_->lease_jobs("f", "n1", 1001, 60'000, 10);
   ASSERT_EQ(again->size(), 2u);
-  EXPECT_EQ((*again)[0].attempts, 2) << "the interrupted run counts as an attempt";
+  for (auto& j : *again)
+    EXPECT_EQ(j.attempts, j.id == "a" ? 1 : 0) << j.id << ": the interrupted run counts, the unstarted one not";
 }
 
 TEST_F(JobsTable, IdempotencyKeyReturnsTheEarlierJobWithinTheWindow) {

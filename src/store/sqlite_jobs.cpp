@@ -87,7 +87,7 @@ Expected<std::vector<EnqueueOutcome>> SqliteStore::write_jobs(const std::vector<
   if (applied) applied->assign(updates.size(), false);
   if (inserts.empty() && updates.empty()) return out;
   std::lock_guard lock(mu_);
-  Stmt find, ins, fin, beat, cb;
+  Stmt find, ins, fin, start, beat, cb;
   if (find.prepare(db_, "SELECT id FROM jobs WHERE function = ?1 AND idempotency_key = ?2 AND created_ms >= ?3 "
                         "ORDER BY created_ms LIMIT 1") != SQLITE_OK ||
       ins.prepare(db_, fmt::format("INSERT INTO jobs ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
@@ -100,6 +100,8 @@ Expected<std::vector<EnqueueOutcome>> SqliteStore::write_jobs(const std::vector<
                        "callback_state = CASE WHEN callback_url <> '' AND ?2 IN ('succeeded', 'failed') "
                        "THEN 'pending' ELSE callback_state END "
                        "WHERE id = ?1 AND status = 'running' AND lease_owner = ?7") != SQLITE_OK ||
+      start.prepare(db_, "UPDATE jobs SET attempts = attempts + 1, started_ms = ?2 WHERE id = ?1 AND "
+                         "status = 'running' AND lease_owner = ?3") != SQLITE_OK ||
       beat.prepare(db_, "UPDATE jobs SET lease_expires_ms = ?2 WHERE id = ?1 AND status = 'running' AND "
                         "lease_owner = ?3") != SQLITE_OK ||
       cb.prepare(db_, "UPDATE jobs SET callback_state = ?2, callback_attempts = ?3 WHERE id = ?1") != SQLITE_OK)
@@ -164,6 +166,12 @@ Expected<std::vector<EnqueueOutcome>> SqliteStore::write_jobs(const std::vector<
         fin.text(7, u.owner);
         fin.i64(8, u.refund_attempt ? 1 : 0);
         break;
+      case JobUpdate::Kind::start:
+        st = &start;
+        start.text(1, u.id);
+        start.i64(2, u.finished_ms);
+        start.text(3, u.owner);
+        break;
       case JobUpdate::Kind::heartbeat:
         st = &beat;
         beat.text(1, u.id);
@@ -194,8 +202,8 @@ Expected<std::vector<JobRecord>> SqliteStore::lease_jobs(const std::string& func
   Stmt st;
   // Due jobs first by run_after (oldest first), then leases left behind by
   // a node that stopped heartbeating.
-  if (st.prepare(db_, fmt::format("UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = ?2, "
-                                  "lease_expires_ms = ?3 + ?4, started_ms = ?3 WHERE id IN ("
+  if (st.prepare(db_, fmt::format("UPDATE jobs SET status = 'running', lease_owner = ?2, "
+                                  "lease_expires_ms = ?3 + ?4, started_ms = 0 WHERE id IN ("
                                   "SELECT id FROM (SELECT id, run_after_ms FROM jobs WHERE function = ?1 AND "
                                   "status = 'queued' AND run_after_ms <= ?3 ORDER BY run_after_ms LIMIT ?5) "
                                   "UNION ALL SELECT id FROM (SELECT id FROM jobs WHERE status = 'running' AND "
@@ -318,7 +326,8 @@ Expected<JobRecord> SqliteStore::requeue_job(const std::string& id, std::int64_t
 Expected<std::vector<JobRecord>> SqliteStore::list_jobs(const JobFilter& f) {
   std::lock_guard lock(mu_);
   Stmt st;
-  if (st.prepare(db_, fmt::format("SELECT {} FROM jobs WHERE (?1 = '' OR function = ?1) AND (?2 = '' OR status = ?2) "
+  if (st.prepare(db_, fmt::format("SELECT {} FROM jobs WHERE (?1 = '' OR function = ?1) AND (?2 = '' OR "
+                                  "(CASE WHEN status = 'running' AND started_ms = 0 THEN 'queued' ELSE status END) = ?2) "
                                   "AND (?3 = '' OR callback_state = ?3) ORDER BY created_ms DESC, id LIMIT ?4",
                                   kColumns)) != SQLITE_OK)
     return tl::unexpected(error("prepare list jobs"));

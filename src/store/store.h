@@ -63,7 +63,7 @@ struct JobRecord {
   std::string version;
   std::string input;             // the JSON event
   std::string status = "queued"; // queued | running | succeeded | failed | cancelled
-  int attempts = 0;              // runs started so far
+  int attempts = 0;              // runs started so far (committed by JobUpdate::start)
   int max_attempts = 1;
   std::int64_t backoff_ms = 0;   // first retry delay; doubles per attempt
   std::int64_t timeout_ms = 0;   // job_timeout at enqueue
@@ -77,7 +77,7 @@ struct JobRecord {
   int callback_attempts = 0;
   std::string idempotency_key;
   std::int64_t created_ms = 0;
-  std::int64_t started_ms = 0;
+  std::int64_t started_ms = 0;   // start of the latest run; 0 while leased ahead of a free slot
   std::int64_t finished_ms = 0;
 };
 
@@ -94,6 +94,7 @@ struct EnqueueOutcome {
 struct JobUpdate {
   enum class Kind {
     finish,     // running job of `owner` -> status (succeeded | failed | queued for a retry)
+    start,      // running job of `owner` starts a run: attempts + 1, started_ms = finished_ms field
     heartbeat,  // running job of `owner`: lease_expires_ms
     callback,   // any job: callback_state, callback_attempts
   };
@@ -113,7 +114,7 @@ struct JobUpdate {
 
 struct JobFilter {
   std::string function;  // "" = any
-  std::string status;    // "" = any
+  std::string status;    // "" = any; a job leased ahead but not started counts as queued
   std::string callback_state;  // "" = any
   int limit = 100;
 };
@@ -141,7 +142,9 @@ class Store {
                                                            std::vector<bool>* applied);
   // Leases up to `limit` jobs of `function` that are due (queued with
   // run_after_ms <= now) or whose lease expired (a node died): status
-  // running, attempts + 1, lease to `owner` until now + lease_ms.
+  // running, lease to `owner` until now + lease_ms. Attempts are counted
+  // when a run starts (JobUpdate::start), so a job leased ahead and never
+  // started costs none.
   virtual Expected<std::vector<JobRecord>> lease_jobs(const std::string& function, const std::string& owner,
                                                       std::int64_t now_ms, std::int64_t lease_ms, int limit);
   // Puts every running job leased by `owner` back in the queue (a restarted
