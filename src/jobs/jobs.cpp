@@ -142,6 +142,7 @@ net::awaitable<void> Jobs::worker() {
         continue;
       }
       if (static_cast<int>(got->size()) == want) more = true;
+      if (!got->empty()) spdlog::debug("event=jobs_leased function={} count={}", name, got->size());
       auto& ready = ready_[name];
       for (auto& j : *got) {
         auto r = std::make_shared<Running>();
