@@ -16,6 +16,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "cli/client.h"
+#include "cli/security_cli.h"
 #include "config/config.h"
 #include "engine/models_cli.h"
 #include "functions/archive.h"
@@ -116,6 +118,8 @@ int run(int argc, char** argv) {
   usage->add_option("--by", by, "function|key|day|model");
 
   auto* version = app.add_subcommand("version", "print the version");
+  int verb_exit = 0;  // verbs that run in their CLI11 callback leave their exit code here
+  add_security_commands(app, client, &verb_exit);
 
   // models run / bench: the built-in engine, locally, no server needed.
   auto* models = app.add_subcommand("models", "run or benchmark a GGUF model locally");
@@ -145,6 +149,7 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (app.got_subcommand("keys") || app.got_subcommand("secrets")) return verb_exit;
 
   try {
     if (*version) {

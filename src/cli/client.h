@@ -1,9 +1,10 @@
-// Internal to aifn_cli: what every client verb shares — the server and key
-// to use, a request builder, and one way to print a server's error.
+// aifn::cli client helpers: how the client verbs reach a server (--server /
+// AIFN_SERVER, AIFN_KEY as a bearer key) and report its errors.
 #pragma once
 
 #include <string>
 
+#include "base/error.h"
 #include "http/client.h"
 
 namespace aifn::cli {
@@ -15,8 +16,8 @@ struct ClientOptions {
 
 http::ClientRequest request(const ClientOptions& c, std::string method, const std::string& path);
 
-// Prints the server's error body in one line and returns the exit code
-// (0 success, 1 an error answer, 2 no answer).
+// Prints a transport failure or the server's error body on stderr and
+// returns the exit code (0 = success, 1 = the server refused, 2 = no answer).
 int report(const Expected<http::ClientResponse>& r);
 
 }  // namespace aifn::cli

@@ -20,6 +20,7 @@ namespace aifn::functions {
 struct Deployed {
   std::shared_ptr<const runtime::FunctionSpec> spec;
   std::shared_ptr<const InputSchema> schema;  // null: no [input] schema
+  std::shared_ptr<const InputSchema> output_schema;  // prompt functions: [prompt] output_schema
   std::shared_ptr<runtime::Pool> pool;
   std::uint64_t max_request = 0;  // effective: min(function, server)
 };
@@ -49,7 +50,9 @@ class Registry {
   void stop_all();
 
  private:
-  Expected<std::shared_ptr<const Deployed>> build(const std::string& dir, const std::string& version);
+  // `name`: used when the manifest has none ("" = the folder's name).
+  Expected<std::shared_ptr<const Deployed>> build(const std::string& dir, const std::string& version,
+                                                  const std::string& name = "");
   void activate(std::shared_ptr<const Deployed> d);
   std::string next_version(const std::string& name);
 

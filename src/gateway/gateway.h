@@ -12,7 +12,9 @@
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/value.hpp>
 
+#include "cache/lru_cache.h"
 #include "config/config.h"
 #include "functions/registry.h"
 #include "gateway/log_store.h"
@@ -20,6 +22,12 @@
 #include "http/server.h"
 #include "jobs/jobs.h"
 #include "metering/metering.h"
+#include "models/router.h"
+#include "models/token_registry.h"
+#include "security/api_keys.h"
+#include "security/auth.h"
+#include "security/limits.h"
+#include "security/secrets.h"
 #include "store/store.h"
 
 namespace aifn::gateway {
@@ -30,7 +38,24 @@ struct GatewayDeps {
   store::Store& store;
   metering::Meter& meter;
   LogStore& logs;
-  jobs::Jobs* jobs = nullptr;  // background jobs (jobs_routes.cpp); null = routes answer 503
+  security::Auth& auth;
+  security::ApiKeys& keys;
+  security::Limits& limits;
+  security::Secrets& secrets;
+  // The model gateway (/v1/*); null: /v1 answers 503.
+  models::Router* router = nullptr;
+  models::TokenRegistry* tokens = nullptr;
+  jobs::Jobs* jobs = nullptr;  // background jobs (jobs_routes.cpp); null = job routes answer 503
+};
+
+// What a prompt function call used, for its usage record.
+struct PromptCallMeter {
+  int status = 200;
+  std::string error_type;
+  bool streamed = false;
+  std::string model;  // "provider/model" that answered
+  std::int64_t tokens_in = 0;
+  std::int64_t tokens_out = 0;
 };
 
 // How a synchronous call reports a function's failure: aifn's error shape
@@ -39,7 +64,7 @@ enum class CallShape { aifn, lambda };
 
 class Gateway {
  public:
-  explicit Gateway(GatewayDeps deps) : d_(deps) {}
+  explicit Gateway(GatewayDeps deps) : d_(deps), responses_(deps.config.cache_size) {}
   boost::asio::awaitable<void> handle(http::Exchange& ex);
   Metrics& metrics() { return metrics_; }
 
@@ -57,9 +82,18 @@ class Gateway {
   boost::asio::awaitable<void> admin(http::Exchange& ex, std::string_view rest);
   boost::asio::awaitable<void> admin_logs(http::Exchange& ex, const std::string& name);
   boost::asio::awaitable<void> ready(http::Exchange& ex);
+  // admin_security.cpp: /admin/keys and /admin/secrets
+  boost::asio::awaitable<void> admin_keys(http::Exchange& ex, std::string_view rest);
+  boost::asio::awaitable<void> admin_secrets(http::Exchange& ex, std::string_view rest);
+  // runtime = "prompt" (prompt_call.cpp): answers the call; `meter` gets what it used.
+  boost::asio::awaitable<void> invoke_prompt(http::Exchange& ex, const functions::Deployed& dep,
+                                             const boost::json::value& input, PromptCallMeter& meter);
+  // /v1/*: the OpenAI-compatible model routes (models_api.cpp).
+  boost::asio::awaitable<void> v1(http::Exchange& ex, std::string_view rest);
 
   GatewayDeps d_;
   Metrics metrics_;
+  cache::LruCache responses_;  // functions' [cache] ttl answers
 };
 
 // A request id from the client when it is sane, else a new one.

@@ -1,5 +1,5 @@
 // Internal to aifn_store: a prepared SQLite statement that finalizes itself,
-// with typed bind and column helpers. Used under SqliteStore::mu_ only.
+// with typed binds and column reads. Used under SqliteStore::mu_.
 #pragma once
 
 #include <sqlite3.h>
@@ -9,6 +9,7 @@
 
 namespace aifn::store {
 
+// A prepared statement that finalizes itself.
 class Stmt {
  public:
   Stmt() = default;
@@ -35,5 +36,8 @@ class Stmt {
  private:
   sqlite3_stmt* s_ = nullptr;
 };
+
+// Tables of sqlite_security.cpp (secrets, API keys), created at open.
+extern const char* const kSecuritySchema;
 
 }  // namespace aifn::store

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "store/store.h"
@@ -40,6 +41,15 @@ class SqliteStore : public Store {
   Expected<JobRecord> requeue_job(const std::string& id, std::int64_t now_ms) override;
   Expected<JobRecord> get_job(const std::string& id) override;
   Expected<std::vector<JobRecord>> list_jobs(const JobFilter& filter) override;
+  // sqlite_security.cpp
+  Expected<void> put_secret(const SecretRow& s) override;
+  Expected<std::optional<SecretRow>> get_secret(const std::string& name) override;
+  Expected<std::vector<SecretRow>> list_secrets() override;
+  Expected<bool> delete_secret(const std::string& name) override;
+  Expected<void> insert_key(const ApiKeyRow& k) override;
+  Expected<std::vector<ApiKeyRow>> list_keys() override;
+  Expected<bool> revoke_key(const std::string& id) override;
+  Expected<std::int64_t> count_keys() override;
 
  private:
   SqliteStore(sqlite3* db, std::string url) : db_(db), url_(std::move(url)) {}
