@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -20,6 +21,7 @@
 #include "gateway/log_store.h"
 #include "gateway/metrics.h"
 #include "http/server.h"
+#include "jobs/jobs.h"
 #include "metering/metering.h"
 #include "models/router.h"
 #include "models/token_registry.h"
@@ -44,6 +46,7 @@ struct GatewayDeps {
   // The model gateway (/v1/*); null: /v1 answers 503.
   models::Router* router = nullptr;
   models::TokenRegistry* tokens = nullptr;
+  jobs::Jobs* jobs = nullptr;  // background jobs (jobs_routes.cpp); null = job routes answer 503
 };
 
 // What a prompt function call used, for its usage record.
@@ -59,6 +62,10 @@ struct PromptCallMeter {
   std::string answer_type;   // its content type
 };
 
+// How a synchronous call reports a function's failure: aifn's error shape
+// (DESIGN.md §6), or AWS Lambda's Invoke API (200 + X-Amz-Function-Error).
+enum class CallShape { aifn, lambda };
+
 class Gateway {
  public:
   explicit Gateway(GatewayDeps deps) : d_(deps), responses_(deps.config.cache_size) {}
@@ -66,7 +73,16 @@ class Gateway {
   Metrics& metrics() { return metrics_; }
 
  private:
-  boost::asio::awaitable<void> invoke(http::Exchange& ex, const std::string& name);
+  boost::asio::awaitable<void> invoke(http::Exchange& ex, const std::string& name,
+                                      CallShape shape = CallShape::aifn);
+  // Jobs and the Lambda-compatible invoke (jobs_routes.cpp).
+  boost::asio::awaitable<bool> route_jobs(http::Exchange& ex, std::string_view path);
+  boost::asio::awaitable<void> enqueue(http::Exchange& ex, const std::string& name, bool lambda_event);
+  boost::asio::awaitable<void> job_events(http::Exchange& ex, const std::string& id);
+  boost::asio::awaitable<void> lambda_invoke(http::Exchange& ex, const std::string& name);
+  // Reads and checks a call's JSON event (size, JSON, schema); the error is
+  // answered already when it returns none.
+  boost::asio::awaitable<std::optional<std::string>> read_event(http::Exchange& ex, const functions::Deployed& fn);
   boost::asio::awaitable<void> admin(http::Exchange& ex, std::string_view rest);
   boost::asio::awaitable<void> admin_logs(http::Exchange& ex, const std::string& name);
   boost::asio::awaitable<void> ready(http::Exchange& ex);

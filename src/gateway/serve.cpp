@@ -31,6 +31,23 @@ std::string find_runtimes_dir() {
   return "runtimes";
 }
 
+// The jobs service: this node's lease-owner name and the webhook signing
+// secret live in the data dir (generated on first start, mode 0600).
+std::optional<std::unique_ptr<jobs::Jobs>> start_jobs(net::io_context& io, const config::Server& cfg,
+                                                      store::Store& store, functions::Registry& registry,
+                                                      metering::Meter& meter) {
+  auto node = jobs::load_or_create_node_id(cfg.data_dir);
+  auto secret = jobs::load_or_create_webhook_secret(cfg.webhook_secret, cfg.data_dir);
+  if (!node || !secret) {
+    spdlog::critical("jobs: {}", (!node ? node.error() : secret.error()).message);
+    return std::nullopt;
+  }
+  jobs::JobsOptions opts;
+  opts.node_id = *node;
+  opts.webhook_secret = *secret;
+  return std::make_unique<jobs::Jobs>(io, store, registry, meter, std::move(opts));
+}
+
 namespace {
 
 std::string env_or_empty(const char* name) {
@@ -156,7 +173,13 @@ int run_server(const config::Server& cfg) {
   opts.idle_timeout = cfg.idle_read_timeout;
   models::TokenRegistry tokens;
   auto router = models::make_router(cfg, io.get_executor());
-  Gateway gateway({cfg, registry, **store, meter, logs, auth, keys, limits, secrets, router.get(), &tokens});
+  auto jobs = start_jobs(io, cfg, **store, registry, meter);
+  if (!jobs) {
+    registry.stop_all();
+    return 1;
+  }
+  Gateway gateway({cfg, registry, **store, meter, logs, auth, keys, limits, secrets, router.get(), &tokens,
+                   jobs->get()});
   http::Server server(io, opts, [&gateway](http::Exchange& ex) { return gateway.handle(ex); });
   if (auto r = server.listen(listen->first, listen->second); !r) {
     spdlog::critical("{}", r.error().message);
@@ -174,6 +197,7 @@ int run_server(const config::Server& cfg) {
     registry.stop_all();
     return 1;
   }
+  (*jobs)->start();
   spdlog::info("event=listening url=http://{}:{} functions={} data_dir={} runtimes={}", listen->first, server.port(),
                registry.all().size(), cfg.data_dir, ctx.runtimes_dir);
 
@@ -208,6 +232,7 @@ int run_server(const config::Server& cfg) {
     if (e) return;
     spdlog::info("event=shutdown signal={} in_flight={}", sig, server.active_requests());
     server.stop();
+    (*jobs)->stop();
     *deadline = std::chrono::steady_clock::now() + cfg.shutdown_grace;
     wait_drain();
   });
