@@ -17,7 +17,7 @@ cmake --build "$build" --target "${targets[@]}" aifn-gen-model -j"$(nproc)"
 # Seeds that are made rather than committed: a small GGUF and a tar.gz.
 mkdir -p fuzz-out/seeds/gguf_fuzz fuzz-out/seeds/aifn_archive_fuzz
 [ -f fuzz-out/seeds/gguf_fuzz/tiny.gguf ] || \
-  "$build/aifn-gen-model" --out fuzz-out/seeds/gguf_fuzz/tiny.gguf --type q4_0 --n-embd 32 --layers 1 --vocab 300
+  "$build/aifn-gen-model" --out fuzz-out/seeds/gguf_fuzz/tiny.gguf --type q4_0 --n-embd 32 --layers 1 --vocab 512
 [ -f fuzz-out/seeds/aifn_archive_fuzz/hello.tar.gz ] || \
   tar -C examples -czf fuzz-out/seeds/aifn_archive_fuzz/hello.tar.gz hello-node
 
