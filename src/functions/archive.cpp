@@ -21,6 +21,14 @@
 namespace aifn::functions {
 namespace {
 
+// libarchive's last error, which may be null (e.g. a gzip stream that ends
+// before any tar header: found by the fuzzer).
+std::string error_text(archive* a) {
+  const char* e = archive_error_string(a);
+  return e ? e : "no details from libarchive";
+}
+
+
 namespace fs = std::filesystem;
 
 // Owns a file descriptor.
@@ -232,7 +240,7 @@ class Extractor {
       int rc = archive_read_data_block(a, &buf, &size, &offset);
       if (rc == ARCHIVE_EOF) break;
       if (rc < ARCHIVE_WARN)
-        return fail(ErrorType::bad_request, fmt::format("archive entry \"{}\": {}", name, archive_error_string(a)));
+        return fail(ErrorType::bad_request, fmt::format("archive entry \"{}\": {}", name, error_text(a)));
       total_ += size;
       if (total_ > limits_.max_total_bytes)
         return fail(ErrorType::payload_too_large,
@@ -332,7 +340,7 @@ Expected<void> extract_tar_gz(std::string_view data, const std::string& dest_dir
   archive_read_support_filter_gzip(r.a);
   archive_read_support_format_tar(r.a);
   if (archive_read_open_memory(r.a, data.data(), data.size()) != ARCHIVE_OK)
-    return fail(ErrorType::bad_request, fmt::format("not a tar.gz archive: {}", archive_error_string(r.a)));
+    return fail(ErrorType::bad_request, fmt::format("not a tar.gz archive: {}", error_text(r.a)));
   // libarchive reads a plain tar too; a deploy is a tar.gz (DESIGN.md §4).
   if (archive_filter_code(r.a, 0) != ARCHIVE_FILTER_GZIP)
     return fail(ErrorType::bad_request, "not a tar.gz archive: the body is not gzip-compressed");
@@ -343,7 +351,7 @@ Expected<void> extract_tar_gz(std::string_view data, const std::string& dest_dir
     int rc = archive_read_next_header(r.a, &e);
     if (rc == ARCHIVE_EOF) break;
     if (rc < ARCHIVE_WARN)
-      return fail(ErrorType::bad_request, fmt::format("malformed tar.gz archive: {}", archive_error_string(r.a)));
+      return fail(ErrorType::bad_request, fmt::format("malformed tar.gz archive: {}", error_text(r.a)));
     if (auto res = x.entry(r.a, e); !res) return res;
   }
   return x.finish();
@@ -373,7 +381,7 @@ Expected<std::string> create_tar_gz(const std::string& dir) {
   archive_write_add_filter_gzip(w.a);
   archive_write_set_format_pax_restricted(w.a);
   if (archive_write_open(w.a, &out, nullptr, append_to_string, nullptr) != ARCHIVE_OK)
-    return fail(ErrorType::internal, fmt::format("tar.gz: {}", archive_error_string(w.a)));
+    return fail(ErrorType::internal, fmt::format("tar.gz: {}", error_text(w.a)));
 
   std::vector<char> buf(64 * 1024);
   for (const fs::path& rel : paths) {
@@ -401,7 +409,7 @@ Expected<std::string> create_tar_gz(const std::string& dir) {
       continue;  // sockets, FIFOs, devices have no place in a deploy
     }
     if (archive_write_header(w.a, e.get()) != ARCHIVE_OK)
-      return fail(ErrorType::internal, fmt::format("tar.gz {}: {}", rel.string(), archive_error_string(w.a)));
+      return fail(ErrorType::internal, fmt::format("tar.gz {}: {}", rel.string(), error_text(w.a)));
     if (S_ISREG(st.st_mode)) {
       Fd in(::open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
       if (!in) return fail(ErrorType::internal, fmt::format("cannot read {}: {}", full.string(), errno_text(errno)));
@@ -412,13 +420,13 @@ Expected<std::string> create_tar_gz(const std::string& dir) {
         if (n <= 0)
           return fail(ErrorType::internal, fmt::format("{} changed while it was packed", full.string()));
         if (archive_write_data(w.a, buf.data(), static_cast<std::size_t>(n)) < 0)
-          return fail(ErrorType::internal, fmt::format("tar.gz {}: {}", rel.string(), archive_error_string(w.a)));
+          return fail(ErrorType::internal, fmt::format("tar.gz {}: {}", rel.string(), error_text(w.a)));
         left -= n;
       }
     }
   }
   if (archive_write_close(w.a) != ARCHIVE_OK)
-    return fail(ErrorType::internal, fmt::format("tar.gz: {}", archive_error_string(w.a)));
+    return fail(ErrorType::internal, fmt::format("tar.gz: {}", error_text(w.a)));
   return out;
 }
 

@@ -267,6 +267,15 @@ TEST_F(ArchiveTest, GarbageIsBadRequest) {
   expect_refused(half, ErrorType::bad_request, "");
 }
 
+// Found by aifn_archive_fuzz: gzip members that hold no tar header, for which
+// libarchive reports an error without a message.
+TEST_F(ArchiveTest, EmptyGzipMembersAreBadRequestNotACrash) {
+  const unsigned char crash[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1f, 0x0e, 0x8b,
+                                 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xed, 0x00};
+  auto r = extract_tar_gz(std::string_view(reinterpret_cast<const char*>(crash), sizeof crash), dest_.string());
+  expect_refused(r, ErrorType::bad_request, "");
+}
+
 TEST_F(ArchiveTest, DestinationMustBeEmpty) {
   write(dest_ / "existing", "x");
   auto r = extract_tar_gz(TarBuilder().file("a", "b").done(), dest_.string());
