@@ -10,3 +10,5 @@ if [ -x "$root/bench/engine_bench.sh" ]; then
   echo "# engine"
   bash "$root/bench/engine_bench.sh" "$root/$build"
 fi
+echo "# model gateway (streamed /v1 tokens/s vs the engine alone)"
+python3 "$root/bench/models_bench.py" --build "$root/$build"

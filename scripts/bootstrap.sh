@@ -43,3 +43,13 @@ if [ ! -f "$root/tests/node/node_modules/.aifn-installed" ] || \
   (cd "$root/tests/node" && npm install --no-audit --no-fund --loglevel=error && touch node_modules/.aifn-installed) || \
     echo "bootstrap: WARNING npm install failed; tests needing npm clients will be skipped" >&2
 fi
+# Example functions with npm dependencies (examples/chat uses the openai SDK);
+# installed into the function folder so `require` finds them there.
+for fn in chat; do
+  dir="$root/examples/$fn"
+  if [ ! -f "$dir/node_modules/.aifn-installed" ] || [ "$dir/package.json" -nt "$dir/node_modules/.aifn-installed" ]; then
+    echo "bootstrap: npm install in examples/$fn"
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error && touch node_modules/.aifn-installed) || \
+      echo "bootstrap: WARNING npm install failed in examples/$fn; that example will not start" >&2
+  fi
+done

@@ -15,6 +15,9 @@ aifn is starting on ${url} with the functions in examples/. Try, in another term
   curl -s ${url}/fn/hello-cpp -d '{"name":"Ada"}'
   curl -sN ${url}/fn/stream-node -d '{}'          # tokens as they are produced (SSE)
   curl -sN ${url}/fn/stream-python -d '{}'        # a Python generator, streamed
+  curl -sN ${url}/fn/chat -d '{"message":"Hello"}' # the openai SDK in a function, tokens streamed
+  curl -s ${url}/v1/models                        # the OpenAI-compatible model gateway
+  curl -s ${url}/v1/chat/completions -d '{"model":"default","messages":[{"role":"user","content":"Hi"}],"max_tokens":16}'
   curl -s -i ${url}/fn/slow -d '{"ms": 3000}'     # passes its 1s timeout: 504
   curl -s ${url}/admin/functions
   curl -s ${url}/admin/usage

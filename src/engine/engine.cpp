@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 
 namespace aifn::engine {
@@ -89,6 +90,29 @@ tl::expected<GenerateResult, std::string> Engine::generate(std::span<const Token
   }
   res.generate_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
   return res;
+}
+
+tl::expected<std::vector<float>, std::string> Engine::embed(std::span<const TokenId> tokens) const {
+  if (tokens.empty()) return Error("the input has no tokens");
+  if (int(tokens.size()) > n_ctx_)
+    return Error("input of " + std::to_string(tokens.size()) + " tokens does not fit the context of " +
+                 std::to_string(n_ctx_) + " tokens");
+  Session session(model_, *pool_, int(tokens.size()));
+  std::vector<float> hidden;
+  if (auto r = session.eval(tokens, Logits::kHidden, &hidden); !r) return Error(r.error());
+  const size_t E = size_t(model_->config().n_embd);
+  std::vector<float> out(E, 0.f);
+  for (size_t t = 0; t < tokens.size(); ++t)
+    for (size_t i = 0; i < E; ++i) out[i] += hidden[t * E + i];
+  double norm = 0;
+  for (float& v : out) {
+    v /= float(tokens.size());
+    norm += double(v) * v;
+  }
+  norm = std::sqrt(norm);
+  if (norm > 0)
+    for (float& v : out) v = float(v / norm);
+  return out;
 }
 
 }  // namespace aifn::engine

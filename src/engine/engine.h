@@ -75,6 +75,11 @@ class Engine {
                                                      const GenerationLimits& limits, const TextCallback& on_text,
                                                      const std::atomic<bool>* stop = nullptr) const;
 
+  // A sentence embedding of `tokens` (for /v1/embeddings): the final hidden
+  // state (after the output norm) of every token, mean-pooled over the tokens
+  // and L2-normalised, n_embd floats. Errors: no tokens, more than the context.
+  tl::expected<std::vector<float>, std::string> embed(std::span<const TokenId> tokens) const;
+
  private:
   Engine() = default;
   std::string name_;

@@ -47,6 +47,22 @@ class EngineTest : public ::testing::Test {
   static inline std::unique_ptr<Engine> engine_;
 };
 
+TEST_F(EngineTest, EmbedIsUnitLengthDeterministicAndInputDependent) {
+  auto a = engine_->embed(engine_->tokenize("hello world"));
+  ASSERT_TRUE(a) << a.error();
+  ASSERT_EQ(a->size(), size_t(engine_->config().n_embd));
+  double norm = 0;
+  for (float v : *a) norm += double(v) * v;
+  EXPECT_NEAR(norm, 1.0, 1e-4);
+  auto again = engine_->embed(engine_->tokenize("hello world"));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*a, *again);
+  auto b = engine_->embed(engine_->tokenize("something else entirely"));
+  ASSERT_TRUE(b);
+  EXPECT_NE(*a, *b);
+  EXPECT_FALSE(engine_->embed({}));
+}
+
 TEST_F(EngineTest, ExposesMetadata) {
   EXPECT_EQ(engine_->name(), "aifn-tiny");
   EXPECT_EQ(engine_->n_vocab(), 512);

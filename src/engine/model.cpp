@@ -193,6 +193,16 @@ tl::expected<void, std::string> Session::eval(std::span<const int32_t> tokens, L
     if (t < 0 || t >= c.n_vocab)
       return Error("token id " + std::to_string(t) + " is outside the vocabulary of " + std::to_string(c.n_vocab));
   const bool all = which == Logits::kAll;
+  const bool hidden = which == Logits::kHidden;
+  if (hidden) {
+    logits->resize(tokens.size() * size_t(c.n_embd));
+    for (size_t done = 0; done < tokens.size();) {
+      int n = int(std::min<size_t>(kMaxBatch, tokens.size() - done));
+      eval_batch(tokens.data() + done, n, true, logits->data() + done * size_t(c.n_embd), true);
+      done += size_t(n);
+    }
+    return {};
+  }
   logits->resize(size_t(all ? tokens.size() : 1) * size_t(c.n_vocab));
   for (size_t done = 0; done < tokens.size();) {
     int n = int(std::min<size_t>(kMaxBatch, tokens.size() - done));
@@ -253,7 +263,7 @@ void Session::attention(int layer, int n) {
   });
 }
 
-void Session::eval_batch(const int32_t* tokens, int n, bool all_logits, float* logits_out) {
+void Session::eval_batch(const int32_t* tokens, int n, bool all_logits, float* logits_out, bool hidden) {
   const Model& m = *model_;
   const ModelConfig& c = m.config();
   const int E = c.n_embd, F = c.n_ff, KV = kv_dim_, hd = c.head_dim;
@@ -334,6 +344,10 @@ void Session::eval_batch(const int32_t* tokens, int n, bool all_logits, float* l
   if (logits_out == nullptr) return;
   const int first = all_logits ? 0 : n - 1;
   const int rows = n - first;
+  if (hidden) {
+    for (int t = 0; t < n; ++t) rms_norm(&x_[size_t(t) * E], m.output_norm_.data(), E, c.rms_eps, &logits_out[size_t(t) * E]);
+    return;
+  }
   for (int t = first; t < n; ++t)
     rms_norm(&x_[size_t(t) * E], m.output_norm_.data(), E, c.rms_eps, &h_[size_t(t - first) * E]);
   matmul_from(h_.data(), rows, {{&m.output_, logits_out, size_t(c.n_vocab)}});

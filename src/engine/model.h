@@ -68,7 +68,9 @@ class Model {
   uint64_t weight_bytes_ = 0;
 };
 
-enum class Logits { kLast, kAll };
+// kHidden: instead of logits, the final hidden state (after output_norm) of
+// every token, n_embd floats per token (embeddings, Engine::embed).
+enum class Logits { kLast, kAll, kHidden };
 
 class Session {
  public:
@@ -83,12 +85,12 @@ class Session {
 
   // Feeds tokens at positions n_past()..n_past()+size-1 (as one batch), adds them
   // to the KV cache and writes logits: one row of n_vocab for the last token, or
-  // one per token. Errors: empty input, a token outside the vocabulary, or more
+  // one per token (kHidden: n_embd hidden-state floats per token). Errors: empty input, a token outside the vocabulary, or more
   // positions than the context.
   tl::expected<void, std::string> eval(std::span<const int32_t> tokens, Logits which, std::vector<float>* logits);
 
  private:
-  void eval_batch(const int32_t* tokens, int n, bool all_logits, float* logits_out);
+  void eval_batch(const int32_t* tokens, int n, bool all_logits, float* logits_out, bool hidden = false);
   void attention(int layer, int n);
   void matmul_from(const float* x, int n, const std::vector<MatmulOut>& outs);
 

@@ -70,6 +70,13 @@ Expected<std::shared_ptr<const Deployed>> Registry::build(const std::string& dir
     if (!s) return tl::unexpected(s.error());
     d->schema = *s;
   }
+  if (spec->cfg.prompt && !spec->cfg.prompt->output_schema.empty()) {
+    fs::path p = spec->cfg.prompt->output_schema;
+    if (p.is_relative()) p = fs::path(spec->dir) / p;
+    auto s = InputSchema::load(p.string());
+    if (!s) return tl::unexpected(s.error());
+    d->output_schema = *s;
+  }
   d->max_request = std::min(spec->cfg.max_request.value_or(server_max_request_), server_max_request_);
   d->spec = spec;
   if (spec->cfg.runtime != "prompt") d->pool = std::make_shared<runtime::Pool>(ctx_, spec);

@@ -20,6 +20,7 @@ namespace aifn::functions {
 struct Deployed {
   std::shared_ptr<const runtime::FunctionSpec> spec;
   std::shared_ptr<const InputSchema> schema;  // null: no [input] schema
+  std::shared_ptr<const InputSchema> output_schema;  // prompt functions: [prompt] output_schema
   std::shared_ptr<runtime::Pool> pool;
   std::uint64_t max_request = 0;  // effective: min(function, server)
 };

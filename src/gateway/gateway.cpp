@@ -80,6 +80,8 @@ net::awaitable<void> Gateway::handle(http::Exchange& ex) {
     std::map<std::string, std::size_t> live;
     for (auto& d : d_.registry.all()) live[d->spec->cfg.name] = d->pool ? d->pool->live_instances() : 0;
     co_await ex.respond(200, "text/plain; version=0.0.4", metrics_.render(live));
+  } else if (path.rfind("/v1/", 0) == 0) {
+    co_await v1(ex, path.substr(4));
   } else if (path.rfind("/admin/", 0) == 0) {
     co_await admin(ex, path.substr(7));
   } else {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/value.hpp>
 
 #include "config/config.h"
 #include "functions/registry.h"
@@ -18,6 +19,8 @@
 #include "gateway/metrics.h"
 #include "http/server.h"
 #include "metering/metering.h"
+#include "models/router.h"
+#include "models/token_registry.h"
 #include "store/store.h"
 
 namespace aifn::gateway {
@@ -28,6 +31,19 @@ struct GatewayDeps {
   store::Store& store;
   metering::Meter& meter;
   LogStore& logs;
+  // The model gateway (/v1/*); null: /v1 answers 503.
+  models::Router* router = nullptr;
+  models::TokenRegistry* tokens = nullptr;
+};
+
+// What a prompt function call used, for its usage record.
+struct PromptCallMeter {
+  int status = 200;
+  std::string error_type;
+  bool streamed = false;
+  std::string model;  // "provider/model" that answered
+  std::int64_t tokens_in = 0;
+  std::int64_t tokens_out = 0;
 };
 
 class Gateway {
@@ -41,6 +57,11 @@ class Gateway {
   boost::asio::awaitable<void> admin(http::Exchange& ex, std::string_view rest);
   boost::asio::awaitable<void> admin_logs(http::Exchange& ex, const std::string& name);
   boost::asio::awaitable<void> ready(http::Exchange& ex);
+  // runtime = "prompt" (prompt_call.cpp): answers the call; `meter` gets what it used.
+  boost::asio::awaitable<void> invoke_prompt(http::Exchange& ex, const functions::Deployed& dep,
+                                             const boost::json::value& input, PromptCallMeter& meter);
+  // /v1/*: the OpenAI-compatible model routes (models_api.cpp).
+  boost::asio::awaitable<void> v1(http::Exchange& ex, std::string_view rest);
 
   GatewayDeps d_;
   Metrics metrics_;

@@ -79,7 +79,9 @@ int run_server(const config::Server& cfg) {
   opts.max_header = cfg.max_header;
   opts.read_timeout = cfg.idle_read_timeout;
   opts.idle_timeout = cfg.idle_read_timeout;
-  Gateway gateway({cfg, registry, **store, meter, logs});
+  models::TokenRegistry tokens;
+  auto router = models::make_router(cfg, io.get_executor());
+  Gateway gateway({cfg, registry, **store, meter, logs, router.get(), &tokens});
   http::Server server(io, opts, [&gateway](http::Exchange& ex) { return gateway.handle(ex); });
   if (auto r = server.listen(listen->first, listen->second); !r) {
     spdlog::critical("{}", r.error().message);

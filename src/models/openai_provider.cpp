@@ -161,6 +161,16 @@ KeyResolver env_key_resolver() {
   };
 }
 
+UpstreamOptions upstream_options(const config::Provider& cfg) {
+  UpstreamOptions o;
+  if (cfg.connect_timeout) o.connect_timeout = *cfg.connect_timeout;
+  if (cfg.first_byte_timeout) o.first_byte_timeout = *cfg.first_byte_timeout;
+  if (cfg.idle_timeout) o.idle_timeout = *cfg.idle_timeout;
+  if (cfg.max_attempts) o.max_attempts = *cfg.max_attempts;
+  o.ca_file = cfg.ca_file;
+  return o;
+}
+
 std::string openai_completion_body(const CompletionRequest& req, bool stream) {
   json::object o = req.extra;  // the client's other fields first; ours win
   o["model"] = req.model;

@@ -36,6 +36,10 @@ namespace aifn::models {
 using KeyResolver = std::function<Expected<std::string>(std::string_view reference)>;
 KeyResolver env_key_resolver();
 
+// The client options a [[providers]] entry asks for (timeouts, max_attempts,
+// ca_file); the rest keep UpstreamOptions' defaults.
+UpstreamOptions upstream_options(const config::Provider& cfg);
+
 class OpenAIProvider final : public Provider {
  public:
   // Fails on a bad base_url, an unreadable ca_file or a key reference the

@@ -71,6 +71,9 @@ class TextSink {
  public:
   virtual ~TextSink() = default;
   virtual boost::asio::awaitable<bool> on_text(std::string_view text) = 0;
+  // Called once, before the first on_text, when the call had to wait for the
+  // model to load (the gateway reports it as Server-Timing model_load).
+  virtual void on_model_load(double /*ms*/) {}
 };
 
 struct Embeddings {

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Model gateway benchmark (issue: model gateway): generation tokens/s streamed
+through aifn's /v1/chat/completions against `aifn models bench`'s figure for
+the same generated model in the same run (the engine alone, no HTTP, no
+server). Target: the gateway keeps >= 0.95x of the engine's speed.
+
+  gateway_tg_tps   tokens/s between the first and the last streamed content
+                   chunk (decode only, as the engine bench's tg figure), median
+                   of --reps streams of --gen tokens.
+  engine_tg_tps    `aifn models bench --json` tg_tps with the same threads.
+  ratio            gateway / engine.
+  first_token_ms   time to the first content chunk (prompt + HTTP), median.
+
+Prints `bench <name> <value> <unit>` lines. Standard library only.
+"""
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_http(url, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return True
+        except Exception:
+            time.sleep(0.05)
+    return False
+
+
+def stream_once(port, gen):
+    """One streamed chat completion; returns (tokens, first_chunk_s, decode_s)."""
+    body = json.dumps({"model": "default", "messages": [{"role": "user", "content": "Write a long story."}],
+                       "max_tokens": gen, "temperature": 0, "stream": True,
+                       "stream_options": {"include_usage": True}})
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    t0 = time.perf_counter()
+    conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    res = conn.getresponse()
+    if res.status != 200:
+        raise SystemExit(f"gateway answered {res.status}: {res.read()[:300]}")
+    first = last = None
+    tokens = 0
+    for raw in res:
+        line = raw.decode().strip()
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        chunk = json.loads(line[6:])
+        if chunk.get("usage"):
+            tokens = chunk["usage"]["completion_tokens"]
+        if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+            now = time.perf_counter()
+            first = first or now
+            last = now
+    conn.close()
+    return tokens, first - t0, last - first
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--gen", type=int, default=256)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    aifn = os.path.join(args.build, "aifn")
+    work = tempfile.mkdtemp(prefix="aifn-models-bench-")
+    model = os.path.join(work, "bench.gguf")
+    # Big enough that decode time dominates per-token overheads, small enough
+    # to generate in a second: ~27M parameters, Q8_0.
+    subprocess.run([os.path.join(args.build, "aifn-gen-model"), "--out", model, "--type", "q8_0", "--seed", "1",
+                    "--n-embd", "512", "--layers", "8", "--heads", "8", "--kv-heads", "8", "--ff", "1536",
+                    "--ctx", "4096"], check=True, stdout=subprocess.DEVNULL)
+
+    # Engine alone: same file, same threads. The gateway run below skips the
+    # tokens a stream spends before its first chunk, so compare decode only.
+    out = subprocess.run([aifn, "models", "bench", model, "--threads", str(args.threads), "--prompt", "32",
+                          "--gen", str(args.gen), "--reps", str(args.reps), "--json"],
+                         check=True, capture_output=True, text=True).stdout
+    engine = json.loads(out.strip().splitlines()[-1])["tg_tps"]
+
+    with open(os.path.join(work, "aifn.toml"), "w") as f:
+        f.write(f'[[providers]]\nname = "local"\nkind = "gguf"\npath = "{model}"\nthreads = {args.threads}\n\n'
+                f'[[models]]\nname = "default"\nroute = ["local/bench"]\n')
+    port = free_port()
+    proc = subprocess.Popen([aifn, "serve", "--listen", f"127.0.0.1:{port}", "--data", os.path.join(work, "data"),
+                             "--functions", work, "--config", os.path.join(work, "aifn.toml")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, AIFN_LOG_LEVEL="warn"))
+    try:
+        if not wait_http(f"http://127.0.0.1:{port}/healthz"):
+            raise SystemExit("aifn did not start")
+        stream_once(port, 8)  # the model loads in the background: wait for it outside the timing
+        rates, firsts = [], []
+        for _ in range(args.reps):
+            tokens, first_s, decode_s = stream_once(port, args.gen)
+            if tokens < 16:
+                raise SystemExit(f"the stream ended after {tokens} tokens")
+            # Text chunks after the first: tokens - 1 decode steps (a chunk may
+            # hold more than one token; the usage count is exact).
+            rates.append((tokens - 1) / decode_s)
+            firsts.append(first_s * 1000)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    gateway = statistics.median(rates)
+    print(f"bench models_engine_tg_tps {engine:.1f} tokens/s")
+    print(f"bench models_gateway_tg_tps {gateway:.1f} tokens/s")
+    print(f"bench models_gateway_vs_engine {gateway / engine:.3f} ratio")
+    print(f"bench models_gateway_first_token {statistics.median(firsts):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
