@@ -288,7 +288,11 @@ ProviderError OpenAIProvider::error_from(const Error& e, bool streamed) const {
 }
 
 net::awaitable<ProviderResult<std::vector<std::string>>> OpenAIProvider::list_models() {
-  auto res = co_await client_->fetch(request("GET", "/models", {}));
+  // One attempt: /v1/models asks every provider in turn and should not wait
+  // out another provider's backoff; a failure here only leaves its models unlisted.
+  UpstreamRequest req = request("GET", "/models", {});
+  req.max_attempts = 1;
+  auto res = co_await client_->fetch(req);
   if (!res) co_return tl::unexpected(error_from(res.error(), false));
   if (res->status / 100 != 2) co_return tl::unexpected(error_from(*res));
   boost::system::error_code ec;

@@ -330,7 +330,7 @@ net::awaitable<Expected<UpstreamResponse>> UpstreamClient::Impl::run(const Upstr
                                                                      const BodySink* sink) {
   auto target = parse_target(req.url);
   if (!target) co_return tl::unexpected(target.error());
-  const int attempts = std::max(opts.max_attempts, 1);
+  const int attempts = std::max(req.max_attempts.value_or(opts.max_attempts), 1);
   bool handed = false;
   bool stale_retried = false;
   for (int attempt = 1;; ++attempt) {

@@ -59,6 +59,9 @@ struct UpstreamRequest {
   std::string body;  // sent with Content-Type: application/json when non-empty
   // Extra headers (Authorization lives here): never logged, never in an error.
   std::vector<std::pair<std::string, std::string>> headers;
+  // Overrides UpstreamOptions::max_attempts for this request (e.g. 1 for a
+  // model listing that should not hold /v1/models up while an upstream is down).
+  std::optional<int> max_attempts;
 };
 
 struct UpstreamResponse {

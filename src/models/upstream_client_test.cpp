@@ -235,6 +235,13 @@ TEST_F(UpstreamClientTest, RetriesStopAtMaxAttempts) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 502);
   EXPECT_EQ(server.requests(), 4);
+
+  UpstreamRequest once;  // a per-request override
+  once.url = server.url() + "/x";
+  once.max_attempts = 1;
+  auto r1 = run_on<Result>(io, [&]() { return client->fetch(once); });
+  ASSERT_TRUE(r1);
+  EXPECT_EQ(server.requests(), 5);
 }
 
 TEST_F(UpstreamClientTest, TooManyRequestsHonoursRetryAfter) {
