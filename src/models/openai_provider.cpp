@@ -17,6 +17,7 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::size_t kMaxRelayedMessage = 500;
+constexpr std::size_t kMaxUnstreamedAnswer = 16u << 20;
 
 int int_field(const json::object& o, std::string_view key) {
   auto it = o.find(key);
@@ -88,6 +89,8 @@ struct StreamState {
   bool done = false;       // `data: [DONE]` seen
   bool cancelled = false;  // the sink returned false
   std::optional<Error> error;  // a malformed or error event
+  bool saw_event = false;
+  std::string raw;  // the body while no event came: an upstream that ignored `stream` answers JSON
 
   net::awaitable<bool> drain() {
     for (std::size_t i = 0; i < events.size(); ++i) {
@@ -101,6 +104,8 @@ struct StreamState {
   }
 
   net::awaitable<bool> on_event(const std::string& data) {
+    saw_event = true;
+    raw.clear();
     if (data == "[DONE]") {
       done = true;
       co_return true;
@@ -135,6 +140,25 @@ struct StreamState {
     co_return true;
   }
 };
+
+// A whole (non-streamed) chat or text completion answer.
+Expected<Completion> completion_from_answer(const std::string& body, const CompletionRequest& req) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  const json::object* choice = (!ec && v.is_object()) ? first_choice(v.get_object()) : nullptr;
+  if (!choice) return fail(ErrorType::upstream_error, "the answer has no choices");
+  Completion c;
+  c.text = choice_text(*choice);
+  c.finish_reason = string_field(*choice, "finish_reason");
+  if (c.finish_reason.empty()) c.finish_reason = "stop";
+  if (auto u = object_field(v.get_object(), "usage")) {
+    c.usage.prompt_tokens = int_field(*u, "prompt_tokens");
+    c.usage.completion_tokens = int_field(*u, "completion_tokens");
+  } else {
+    c.usage = {estimate_tokens(prompt_bytes(req)), estimate_tokens(c.text.size())};
+  }
+  return c;
+}
 
 // Not built inside a coroutine: g++ 12 mishandles initializer lists there.
 std::string embeddings_body(const std::string& model, const std::vector<std::string>& inputs) {
@@ -318,28 +342,15 @@ net::awaitable<ProviderResult<Completion>> OpenAIProvider::complete(const Comple
     auto res = co_await client_->fetch(request("POST", path, openai_completion_body(req, false)));
     if (!res) co_return tl::unexpected(error_from(res.error(), false));
     if (res->status / 100 != 2) co_return tl::unexpected(error_from(*res));
-    boost::system::error_code ec;
-    json::value v = json::parse(res->body, ec);
-    const json::object* choice = (!ec && v.is_object()) ? first_choice(v.get_object()) : nullptr;
-    if (!choice)
-      co_return tl::unexpected(ProviderError{
-          Error(ErrorType::upstream_error, fmt::format("provider {}: the answer has no choices", name_)), true});
-    Completion c;
-    c.text = choice_text(*choice);
-    c.finish_reason = string_field(*choice, "finish_reason");
-    if (c.finish_reason.empty()) c.finish_reason = "stop";
-    if (auto u = object_field(v.get_object(), "usage")) {
-      c.usage.prompt_tokens = int_field(*u, "prompt_tokens");
-      c.usage.completion_tokens = int_field(*u, "completion_tokens");
-    } else {
-      c.usage = {estimate_tokens(prompt_bytes(req)), estimate_tokens(c.text.size())};
-    }
-    co_return c;
+    auto c = completion_from_answer(res->body, req);
+    if (!c) co_return tl::unexpected(ProviderError{Error(ErrorType::upstream_error, fmt::format("provider {}: {}", name_, c.error().message)), true});
+    co_return std::move(*c);
   }
 
   StreamState st;
   st.sink = sink;
   BodySink body = [&st](std::string_view bytes) -> net::awaitable<bool> {
+    if (!st.saw_event && st.raw.size() < kMaxUnstreamedAnswer) st.raw.append(bytes);
     if (!st.decoder.feed(bytes, st.events)) {
       st.error = Error(ErrorType::upstream_error, "a stream line from the upstream is too long");
       co_return false;
@@ -352,6 +363,13 @@ net::awaitable<ProviderResult<Completion>> OpenAIProvider::complete(const Comple
   if (!res->stopped) {
     st.decoder.finish(st.events);
     co_await st.drain();
+  }
+  if (!st.saw_event && !st.error && !res->stopped && res->content_type.starts_with("application/json")) {
+    // An upstream that does not stream answered whole: relay it as one piece.
+    auto c = completion_from_answer(st.raw, req);
+    if (!c) co_return tl::unexpected(ProviderError{Error(ErrorType::upstream_error, fmt::format("provider {}: {}", name_, c.error().message)), true});
+    if (!c->text.empty() && !co_await sink->on_text(c->text)) c->finish_reason = "cancelled";
+    co_return std::move(*c);
   }
   if (st.error) co_return tl::unexpected(error_from(*st.error, !st.out.text.empty()));
   if (!st.have_usage) {

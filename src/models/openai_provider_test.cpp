@@ -115,6 +115,8 @@ struct FakeOpenAI {
           co_await ex.sleep(2);
         }
         ex.close = true;
+      } else if (stream && model == "no-stream") {  // an upstream that ignores `stream`
+        co_await ex.write(response(200, "application/json", chat_answer("whole")));
       } else if (stream) {
         std::string sse = chat_sse(model != "no-usage", target == "/v1/chat/completions");
         co_await ex.write(chunked_head(200, "text/event-stream"));
@@ -264,6 +266,16 @@ TEST_F(OpenAIProviderTest, StreamWithoutUsageChunkEstimatesFromDeltas) {
   ASSERT_TRUE(r) << r.error().error.message;
   EXPECT_EQ(r->usage.completion_tokens, 3);  // three content deltas
   EXPECT_GT(r->usage.prompt_tokens, 0);
+}
+
+TEST_F(OpenAIProviderTest, UpstreamThatIgnoresStreamIsRelayedWhole) {
+  auto p = provider();
+  Collect sink;
+  auto r = complete(*p, chat("no-stream", "hi"), &sink);
+  ASSERT_TRUE(r) << r.error().error.message;
+  EXPECT_EQ(sink.pieces, (std::vector<std::string>{"echo: whole"}));
+  EXPECT_EQ(r->text, "echo: whole");
+  EXPECT_EQ(r->usage.prompt_tokens, 11);
 }
 
 TEST_F(OpenAIProviderTest, Completions) {

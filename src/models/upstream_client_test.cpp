@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <gtest/gtest.h>
@@ -147,6 +148,34 @@ TEST_F(UpstreamClientTest, PoolBoundAndIdleExpiry) {
   auto client2 = make_client(o);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(fetch(*client2, server2.url() + "/x"));
   EXPECT_EQ(server2.connections(), 3);
+}
+
+TEST_F(UpstreamClientTest, ConcurrentRequestsOpenConnectionsAndTheIdleBoundHolds) {
+  TestServer server([](TestExchange& ex) -> net::awaitable<void> {
+    co_await ex.sleep(50);  // long enough for all six to be in flight at once
+    co_await ex.write(response(200, "application/json", "{}"));
+  });
+  auto o = fast_options();
+  o.max_idle_per_host = 3;
+  auto client = make_client(o);
+  UpstreamRequest req;
+  req.url = server.url() + "/x";
+  std::vector<std::future<Result>> calls;
+  for (int i = 0; i < 6; ++i)
+    calls.push_back(net::co_spawn(io, [&]() { return client->fetch(req); }, net::use_future));
+  io.restart();
+  io.run();
+  for (auto& f : calls) EXPECT_TRUE(f.get());
+  EXPECT_EQ(server.connections(), 6);
+  // Three were kept: four concurrent calls now reuse them and open one more.
+  calls.clear();
+  for (int i = 0; i < 4; ++i)
+    calls.push_back(net::co_spawn(io, [&]() { return client->fetch(req); }, net::use_future));
+  io.restart();
+  io.run();
+  for (auto& f : calls) EXPECT_TRUE(f.get());
+  EXPECT_EQ(server.connections(), 7);
+  EXPECT_EQ(client->stats().connections_reused, 3u);
 }
 
 TEST_F(UpstreamClientTest, StreamedPiecesArriveBeforeTheServerFinishes) {
