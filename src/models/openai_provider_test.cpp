@@ -65,6 +65,8 @@ struct FakeOpenAI {
   std::mutex mu;
   std::vector<json::object> bodies;  // every request body, in order
   std::atomic<int> endless_written{0};
+  std::atomic<bool> sink_saw_first{false};
+  std::atomic<bool> held_until_seen{false};
   std::atomic<bool> endless_client_gone{false};
 
   TestHandler handler() {
@@ -115,6 +117,14 @@ struct FakeOpenAI {
           co_await ex.sleep(2);
         }
         ex.close = true;
+      } else if (stream && model == "held") {  // the rest waits until the sink has the first delta
+        std::string first = "data: " + std::string(R"({"choices":[{"index":0,"delta":{"content":"first"}}]})") + "\n\n";
+        std::string rest = "data: " + std::string(R"({"choices":[{"index":0,"delta":{"content":" rest"},"finish_reason":"stop"}]})") +
+                           "\n\ndata: [DONE]\n\n";
+        co_await ex.write(chunked_head(200, "text/event-stream") + chunk(first));
+        for (int i = 0; i < 1000 && !sink_saw_first; ++i) co_await ex.sleep(10);
+        held_until_seen = sink_saw_first.load();
+        co_await ex.write(chunk(rest) + std::string(kLastChunk));
       } else if (stream && model == "no-stream") {  // an upstream that ignores `stream`
         co_await ex.write(response(200, "application/json", chat_answer("whole")));
       } else if (stream) {
@@ -257,6 +267,22 @@ TEST_F(OpenAIProviderTest, ChatStreamedDeltasInOrderWithUpstreamUsage) {
   auto sent = fake_.last_body();
   EXPECT_EQ(sent["stream"], true);
   EXPECT_EQ(sent["stream_options"].as_object()["include_usage"], true);
+}
+
+TEST_F(OpenAIProviderTest, DeltasReachTheSinkBeforeTheUpstreamFinishes) {
+  struct Flagging : Collect {
+    std::atomic<bool>* flag = nullptr;
+    net::awaitable<bool> on_text(std::string_view t) override {
+      *flag = true;
+      co_return co_await Collect::on_text(t);
+    }
+  } sink;
+  sink.flag = &fake_.sink_saw_first;
+  auto p = provider();
+  auto r = complete(*p, chat("held", "hi"), &sink);
+  ASSERT_TRUE(r) << r.error().error.message;
+  EXPECT_TRUE(fake_.held_until_seen);
+  EXPECT_EQ(sink.pieces, (std::vector<std::string>{"first", " rest"}));
 }
 
 TEST_F(OpenAIProviderTest, StreamWithoutUsageChunkEstimatesFromDeltas) {
