@@ -352,7 +352,7 @@ net::awaitable<Expected<UpstreamResponse>> UpstreamClient::Impl::run(const Upstr
       int st = a.result->status;
       if (handed || !(st == 429 || st >= 500)) co_return std::move(a.result);
       reason = fmt::format("status {}", st);
-      if (st == 429 && a.result->retry_after_seconds) {
+      if ((st == 429 || st == 503) && a.result->retry_after_seconds) {
         Millis ra = std::chrono::seconds(*a.result->retry_after_seconds);
         if (ra > opts.retry_after_cap) co_return std::move(a.result);  // not worth waiting for here
         wait = ra;

@@ -6,9 +6,9 @@
 // connection the server had already closed is retried once on a fresh one.
 // Deadlines: connect (resolve + TCP + TLS), first byte (the response head),
 // idle (between two body reads). Connect errors, 429 and 5xx are retried up to
-// `max_attempts` with exponential backoff and full jitter (429: Retry-After is
-// honoured up to `retry_after_cap`; a longer one is not waited for) — only
-// while nothing has been handed to the caller.
+// `max_attempts` with exponential backoff and full jitter (429 and 503:
+// Retry-After is honoured up to `retry_after_cap`; a longer one is not waited
+// for) — only while nothing has been handed to the caller.
 //
 // Transport failures come back as aifn::Error (`unavailable` for connect
 // errors, `timeout` for deadlines, `upstream_error` for a broken answer) whose
