@@ -59,11 +59,11 @@ def post(url, body=b'{"name":"Ada"}'):
 
 
 class Aifn:
-    def __init__(self, build, functions, extra=()):
+    def __init__(self, build, functions, extra=(), env_extra=None):
         self.data = tempfile.mkdtemp(prefix="aifn-bench-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, AIFN_LOG_LEVEL="warn")
+        env = dict(os.environ, AIFN_LOG_LEVEL="warn", **(env_extra or {}))
         self.proc = subprocess.Popen(
             [os.path.join(build, "aifn"), "serve", "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
              "--functions", functions, *extra],
@@ -116,10 +116,13 @@ http {{ access_log off; client_body_temp_path {self.dir}; proxy_temp_path {self.
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def wrk(url, conns, seconds, threads=None):
+def wrk(url, conns, seconds, threads=None, headers=()):
     threads = threads or min(conns, 2)
-    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--latency", "-s",
-                          os.path.join(ROOT, "bench", "post.lua"), url], capture_output=True, text=True).stdout
+    cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--latency", "-s",
+           os.path.join(ROOT, "bench", "post.lua")]
+    for h in headers:
+        cmd += ["-H", h]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {}
     for pct, val, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
@@ -224,13 +227,44 @@ def bench_rss(build):
         shutil.rmtree(fdir, ignore_errors=True)
 
 
+def bench_auth(build, rounds, seconds):
+    """Warm exec hello at one connection: an open server vs one that checks an
+    API key (scope, rate bucket) on every call, alternating round by round."""
+    open_srv = Aifn(build, os.path.join(ROOT, "examples"))
+    auth_srv = Aifn(build, os.path.join(ROOT, "examples"), env_extra={"AIFN_AUTH": "required", "AIFN_ADMIN_KEY": "bench-admin"})
+    try:
+        req = urllib.request.Request(auth_srv.url + "/admin/keys", method="POST",
+                                     data=json.dumps({"name": "bench", "scopes": ["invoke:hello-cpp"],
+                                                      "rate": "1000000/s"}).encode(),
+                                     headers={"Authorization": "Bearer bench-admin",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as r:
+            key = json.load(r)["key"]
+        hdr = [f"Authorization: Bearer {key}"]
+        post(open_srv.url + "/fn/hello-cpp")
+        warm = urllib.request.Request(auth_srv.url + "/fn/hello-cpp", data=b"{}",
+                                      headers={"Authorization": f"Bearer {key}"})
+        urllib.request.urlopen(warm).read()
+        p50 = {"open": [], "auth": []}
+        for _ in range(rounds):
+            p50["open"].append(wrk(open_srv.url + "/fn/hello-cpp", 1, seconds, threads=1)[1][50])
+            p50["auth"].append(wrk(auth_srv.url + "/fn/hello-cpp", 1, seconds, threads=1, headers=hdr)[1][50])
+        o, a = statistics.median(p50["open"]), statistics.median(p50["auth"])
+        emit("auth.open_p50_us", o, "us")
+        emit("auth.key_p50_us", a, "us")
+        emit("auth.key_vs_open_p50", a / o, "ratio")
+    finally:
+        open_srv.stop()
+        auth_srv.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--cold-samples", type=int, default=7)
-    ap.add_argument("--only", default="throughput,latency,cold,rss")
+    ap.add_argument("--only", default="throughput,latency,cold,rss,auth")
     args = ap.parse_args()
     only = set(args.only.split(","))
     if only & {"throughput", "latency"}:
@@ -248,6 +282,8 @@ def main():
         bench_cold(args.build, args.cold_samples)
     if "rss" in only:
         bench_rss(args.build)
+    if "auth" in only:
+        bench_auth(args.build, args.rounds, args.seconds)
 
 
 if __name__ == "__main__":

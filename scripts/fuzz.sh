@@ -12,7 +12,7 @@ cd "$root"
 if [ ! -f "$build/CMakeCache.txt" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAIFN_FUZZ=ON
 fi
-targets=(http_request_fuzz json_schema_fuzz toml_fuzz aifn_archive_fuzz gguf_fuzz tokenizer_fuzz)
+targets=(http_request_fuzz json_schema_fuzz toml_fuzz aifn_archive_fuzz gguf_fuzz tokenizer_fuzz runtime_api_fuzz openai_request_fuzz)
 cmake --build "$build" --target "${targets[@]}" aifn-gen-model -j"$(nproc)"
 
 # Seeds that are made rather than committed: a small GGUF and a tar.gz.

@@ -14,6 +14,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "cli/client.h"
+#include "cli/security_cli.h"
 #include "config/config.h"
 #include "engine/models_cli.h"
 #include "functions/archive.h"
@@ -26,44 +28,6 @@ namespace aifn::cli {
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
-
-struct ClientOptions {
-  std::string server;
-  std::string key;
-};
-
-http::ClientRequest request(const ClientOptions& c, std::string method, const std::string& path) {
-  http::ClientRequest r;
-  r.method = std::move(method);
-  r.url = c.server + path;
-  if (!c.key.empty()) r.headers["Authorization"] = "Bearer " + c.key;
-  return r;
-}
-
-// Prints the server's error body in one line and returns the exit code.
-int report(const Expected<http::ClientResponse>& r) {
-  if (!r) {
-    std::cerr << "aifn: " << r.error().message << "\n";
-    return 2;
-  }
-  if (r->status >= 400) {
-    boost::system::error_code ec;
-    auto v = boost::json::parse(r->body, ec);
-    if (!ec && v.is_object() && v.as_object().contains("error")) {
-      auto& e = v.as_object().at("error").as_object();
-      std::cerr << "aifn: " << r->status << " " << boost::json::value_to<std::string>(e.at("type")) << ": "
-                << boost::json::value_to<std::string>(e.at("message")) << "\n";
-      if (auto* d = e.if_contains("details"))
-        for (auto& x : d->as_array())
-          std::cerr << "  " << boost::json::value_to<std::string>(x.at("path")) << ": "
-                    << boost::json::value_to<std::string>(x.at("message")) << "\n";
-    } else {
-      std::cerr << "aifn: HTTP " << r->status << "\n" << r->body << "\n";
-    }
-    return 1;
-  }
-  return 0;
-}
 
 std::string read_data_arg(const std::string& d) {
   if (!d.empty() && d[0] == '@') {
@@ -147,6 +111,8 @@ int run(int argc, char** argv) {
   usage->add_option("--by", by, "function|key|day|model");
 
   auto* version = app.add_subcommand("version", "print the version");
+  int verb_exit = 0;  // verbs that run in their CLI11 callback leave their exit code here
+  add_security_commands(app, client, &verb_exit);
 
   // models run / bench: the built-in engine, locally, no server needed.
   auto* models = app.add_subcommand("models", "run or benchmark a GGUF model locally");
@@ -176,6 +142,7 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (app.got_subcommand("keys") || app.got_subcommand("secrets")) return verb_exit;
 
   try {
     if (*version) {

@@ -218,6 +218,11 @@ Server load_server(const std::string& path) {
     s.store = *v;
   }
   if (auto v = r.integer("io_threads", 1, 256)) s.io_threads = static_cast<int>(*v);
+  if (auto v = r.string("auth")) {
+    if (*v != "auto" && *v != "required" && *v != "off")
+      r.fail_at("auth", *r.node("auth"), fmt::format("\"{}\" is not an auth mode; use auto, required or off", *v));
+    s.auth = *v;
+  }
 
   if (const toml::table* t = r.table("limits")) {
     TomlReader lr(path, *t, "limits.");
@@ -226,11 +231,16 @@ Server load_server(const std::string& path) {
     if (auto v = lr.size("max_header", 256)) s.max_header = *v;
     if (auto v = lr.duration("shutdown_grace", Millis(0))) s.shutdown_grace = *v;
     if (auto v = lr.duration("sse_heartbeat", Millis(1))) s.sse_heartbeat = *v;
+    if (auto v = lr.size("cache_size", 0)) s.cache_size = *v;
     lr.finish();
   }
   if (const toml::table* t = r.table("instances")) {
     TomlReader ir(path, *t, "instances.");
     if (auto v = ir.string("cgroup_root")) s.cgroup_root = *v;
+    if (auto v = ir.string("user")) s.instance_user = *v;
+    if (auto v = ir.integer("max_open_files", 16, 1 << 20)) s.instance_max_open_files = static_cast<std::uint64_t>(*v);
+    if (auto v = ir.integer("max_processes", 1, 1 << 22)) s.instance_max_processes = static_cast<std::uint64_t>(*v);
+    if (auto v = ir.boolean("private_tmp")) s.private_tmp = *v;
     ir.finish();
   }
 
@@ -297,6 +307,9 @@ void apply_env(Server& s, char** envp) {
       if (!v) bad(v.error().message);
       if (*v == 0) bad("must be at least 1 byte");
       s.max_request = *v;
+    } else if (name == "AIFN_AUTH") {
+      if (value != "auto" && value != "required" && value != "off") bad(fmt::format("\"{}\": use auto, required or off", value));
+      s.auth = value;
     } else if (name == "AIFN_IO_THREADS") {
       int n = 0;
       auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
@@ -320,7 +333,7 @@ void apply_env(Server& s, char** envp) {
   }
 }
 
-Function load_function(const std::string& dir) {
+Function load_function(const std::string& dir, const std::string& default_name) {
   const std::string path = (fs::path(dir) / "function.toml").string();
   toml::table root = parse_toml(path);
   TomlReader r(path, root, "");
@@ -332,7 +345,9 @@ Function load_function(const std::string& dir) {
     f.name = *v;
   } else {
     fs::path p(dir);
-    std::string folder = p.has_filename() ? p.filename().string() : p.parent_path().filename().string();
+    std::string folder = !default_name.empty() ? default_name
+                         : p.has_filename()    ? p.filename().string()
+                                               : p.parent_path().filename().string();
     if (!valid_function_name(folder))
       r.fail_missing("name", fmt::format("is absent and the folder name \"{}\" is not a valid function name "
                                          "([a-z0-9-], 1 to 63 characters); set name", folder));
@@ -372,6 +387,11 @@ Function load_function(const std::string& dir) {
     if (*v != "cancel" && *v != "finish" && *v != "job")
       r.fail_at("on_disconnect", *r.node("on_disconnect"), fmt::format("\"{}\" must be cancel, finish or job", *v));
     f.on_disconnect = *v;
+  }
+  if (auto v = r.string("network")) {
+    if (*v != "host" && *v != "gateway-only")
+      r.fail_at("network", *r.node("network"), fmt::format("\"{}\" must be host or gateway-only", *v));
+    f.network = *v;
   }
   if (auto v = r.string_map("env")) {
     for (const auto& [k, _] : *v)

@@ -71,8 +71,14 @@ struct Server {
   std::uint64_t max_header = 16 * 1024;  // [limits] max_header
   Millis shutdown_grace{10'000};         // [limits] shutdown_grace
   int io_threads = 1;
+  std::string auth = "auto";  // auto | required | off (DESIGN.md §9)
   Millis sse_heartbeat{15'000};  // [limits] sse_heartbeat: ": ping" after this much stream silence
+  std::uint64_t cache_size = 64ull * 1024 * 1024;  // [limits] cache_size: all cached answers together
   std::string cgroup_root;  // [instances] cgroup_root: "" = pick automatically
+  std::string instance_user;                  // [instances] user: "" = the server's own user
+  std::uint64_t instance_max_open_files = 1024;  // [instances] max_open_files (RLIMIT_NOFILE)
+  std::uint64_t instance_max_processes = 4096;   // [instances] max_processes (RLIMIT_NPROC, per user)
+  bool private_tmp = true;                    // [instances] private_tmp: own tmpfs /tmp (needs root)
   std::vector<Provider> providers;
   std::vector<ModelRoute> models;
   std::string webhook_secret;  // [jobs]
@@ -109,6 +115,7 @@ struct Function {
   Millis queue_timeout{10'000};
   std::string on_timeout = "fail";       // fail | job
   std::string on_disconnect = "cancel";  // cancel | finish | job
+  std::string network = "host";          // host | gateway-only (its Runtime API and the model gateway only)
   std::map<std::string, std::string> env;
   std::vector<std::string> secrets;
   std::vector<std::string> models;
@@ -133,9 +140,9 @@ Server load_server(const std::string& path);
 // (file "environment") on a bad value.
 void apply_env(Server& s, char** envp);
 
-// Reads DIR/function.toml. The folder name is used when `name` is absent.
-// Throws ConfigError.
-Function load_function(const std::string& dir);
+// Reads DIR/function.toml. When `name` is absent: `default_name`, or the
+// folder name when that is empty too. Throws ConfigError.
+Function load_function(const std::string& dir, const std::string& default_name = "");
 
 // Validates a function name: [a-z0-9-]{1,63}.
 bool valid_function_name(const std::string& name);

@@ -1,5 +1,8 @@
 #include "engine/kernels.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <cstdlib>
 
 #include "engine/quant.h"
@@ -53,8 +56,12 @@ const KernelTable& avx2_table();  // kernels_avx2.cpp; call only on an AVX2+FMA+
 
 const KernelTable* avx2_kernels() {
 #if defined(__x86_64__) && defined(AIFN_ENGINE_HAVE_AVX2)
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                         __builtin_cpu_supports("f16c");
+  // F16C by cpuid (leaf 1, ECX bit 29): clang 14's __builtin_cpu_supports
+  // does not know "f16c". AVX2 implies the OS saves the AVX state.
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+  }();
   return ok ? &detail::avx2_table() : nullptr;
 #else
   return nullptr;

@@ -42,7 +42,7 @@ void Registry::load_deployed() {
     if (!fs::exists(dir / "function.toml")) continue;
     auto name = e.path().filename().string();
     versions_[name] = std::max<std::uint64_t>(versions_[name], std::stoull(v));
-    auto d = build(dir.string(), v);
+    auto d = build(dir.string(), v, name);
     if (!d) {
       spdlog::error("event=deployed_function_unusable function={} error=\"{}\"", name, d.error().message);
       continue;
@@ -53,10 +53,11 @@ void Registry::load_deployed() {
 
 std::string Registry::next_version(const std::string& name) { return std::to_string(++versions_[name]); }
 
-Expected<std::shared_ptr<const Deployed>> Registry::build(const std::string& dir, const std::string& version) {
+Expected<std::shared_ptr<const Deployed>> Registry::build(const std::string& dir, const std::string& version,
+                                                          const std::string& name) {
   auto spec = std::make_shared<runtime::FunctionSpec>();
   try {
-    spec->cfg = config::load_function(dir);
+    spec->cfg = config::load_function(dir, name);
   } catch (const config::ConfigError& e) {
     return fail(ErrorType::bad_request, e.what());
   }
@@ -131,7 +132,7 @@ Expected<std::shared_ptr<const Deployed>> Registry::deploy_archive(const std::st
   }
   config::Function cfg;
   try {
-    cfg = config::load_function(tmp.string());
+    cfg = config::load_function(tmp.string(), name);  // a manifest without `name` takes the URL's
   } catch (const config::ConfigError& e) {
     cleanup();
     return fail(ErrorType::bad_request, e.what());
@@ -149,7 +150,7 @@ Expected<std::shared_ptr<const Deployed>> Registry::deploy_archive(const std::st
     cleanup();
     return fail(ErrorType::internal, fmt::format("cannot install {}: {}", final_dir.string(), ec.message()));
   }
-  auto d = build(final_dir.string(), version);
+  auto d = build(final_dir.string(), version, name);
   if (!d) {
     fs::remove_all(final_dir, ec);
     return d;

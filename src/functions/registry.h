@@ -50,7 +50,9 @@ class Registry {
   void stop_all();
 
  private:
-  Expected<std::shared_ptr<const Deployed>> build(const std::string& dir, const std::string& version);
+  // `name`: used when the manifest has none ("" = the folder's name).
+  Expected<std::shared_ptr<const Deployed>> build(const std::string& dir, const std::string& version,
+                                                  const std::string& name = "");
   void activate(std::shared_ptr<const Deployed> d);
   std::string next_version(const std::string& name);
 

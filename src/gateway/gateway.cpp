@@ -48,6 +48,7 @@ boost::json::object function_json(const functions::Deployed& d) {
                         {"on_timeout", c.on_timeout},
                         {"on_disconnect", c.on_disconnect},
                         {"has_input_schema", d.schema != nullptr},
+                        {"cache_ttl_ms", c.cache_ttl ? c.cache_ttl->count() : 0},
                         {"instances", d.pool ? d.pool->live_instances() : 0}};
   boost::json::array models;
   for (auto& m : c.models) models.push_back(boost::json::string(m));
@@ -65,6 +66,16 @@ boost::json::object instance_json(const runtime::InstanceInfo& i) {
 net::awaitable<void> Gateway::handle(http::Exchange& ex) {
   ex.request_id = request_id_for(ex.field("X-Request-Id"));
   auto path = ex.path();
+  auto who = d_.auth.check(path, ex.field("Authorization"));
+  if (who && who->key) {
+    ex.key_id = who->key->row.id;
+    if (auto r = d_.limits.take_request(*who->key); !r) who = tl::unexpected(r.error());
+  }
+  if (!who) {
+    ex.close_after();  // the body, if any, is not read
+    co_await ex.respond_error(who.error());
+    co_return;
+  }
   if (path.rfind("/fn/", 0) == 0) {
     auto name = path.substr(4);
     if (name.find('/') == std::string_view::npos) {
@@ -181,6 +192,14 @@ net::awaitable<void> Gateway::admin(http::Exchange& ex, std::string_view rest) {
     }
     co_await ex.respond(200, "application/json",
                         boost::json::serialize(metering::usage_report(*groups, *by, d_.config.pricing)));
+    co_return;
+  }
+  if (rest == "keys" || rest.rfind("keys/", 0) == 0) {
+    co_await admin_keys(ex, rest);
+    co_return;
+  }
+  if (rest == "secrets" || rest.rfind("secrets/", 0) == 0) {
+    co_await admin_secrets(ex, rest);
     co_return;
   }
   if (rest.rfind("logs/", 0) == 0 && m == verb::get) {

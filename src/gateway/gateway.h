@@ -13,6 +13,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/value.hpp>
 
+#include "cache/lru_cache.h"
 #include "config/config.h"
 #include "functions/registry.h"
 #include "gateway/log_store.h"
@@ -21,6 +22,10 @@
 #include "metering/metering.h"
 #include "models/router.h"
 #include "models/token_registry.h"
+#include "security/api_keys.h"
+#include "security/auth.h"
+#include "security/limits.h"
+#include "security/secrets.h"
 #include "store/store.h"
 
 namespace aifn::gateway {
@@ -31,6 +36,10 @@ struct GatewayDeps {
   store::Store& store;
   metering::Meter& meter;
   LogStore& logs;
+  security::Auth& auth;
+  security::ApiKeys& keys;
+  security::Limits& limits;
+  security::Secrets& secrets;
   // The model gateway (/v1/*); null: /v1 answers 503.
   models::Router* router = nullptr;
   models::TokenRegistry* tokens = nullptr;
@@ -48,7 +57,7 @@ struct PromptCallMeter {
 
 class Gateway {
  public:
-  explicit Gateway(GatewayDeps deps) : d_(deps) {}
+  explicit Gateway(GatewayDeps deps) : d_(deps), responses_(deps.config.cache_size) {}
   boost::asio::awaitable<void> handle(http::Exchange& ex);
   Metrics& metrics() { return metrics_; }
 
@@ -57,6 +66,9 @@ class Gateway {
   boost::asio::awaitable<void> admin(http::Exchange& ex, std::string_view rest);
   boost::asio::awaitable<void> admin_logs(http::Exchange& ex, const std::string& name);
   boost::asio::awaitable<void> ready(http::Exchange& ex);
+  // admin_security.cpp: /admin/keys and /admin/secrets
+  boost::asio::awaitable<void> admin_keys(http::Exchange& ex, std::string_view rest);
+  boost::asio::awaitable<void> admin_secrets(http::Exchange& ex, std::string_view rest);
   // runtime = "prompt" (prompt_call.cpp): answers the call; `meter` gets what it used.
   boost::asio::awaitable<void> invoke_prompt(http::Exchange& ex, const functions::Deployed& dep,
                                              const boost::json::value& input, PromptCallMeter& meter);
@@ -65,6 +77,7 @@ class Gateway {
 
   GatewayDeps d_;
   Metrics metrics_;
+  cache::LruCache responses_;  // functions' [cache] ttl answers
 };
 
 // A request id from the client when it is sane, else a new one.

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "gateway/gateway.h"
+#include "cache/lru_cache.h"
 #include "metering/metering.h"
 
 namespace aifn::gateway {
@@ -16,6 +17,9 @@ std::int64_t epoch_ms_now() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+// A streamed answer larger than this is not cached.
+constexpr std::size_t kMaxCachedStream = 1 << 20;
 
 bool is_sse(std::string_view content_type) { return content_type.rfind("text/event-stream", 0) == 0; }
 
@@ -34,7 +38,12 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
   // the model tokens it used go on this call's usage record.
   std::shared_ptr<models::Grant> grant;
   std::optional<models::TokenScope> token_scope;
-  auto finish = [&](int status, const std::string& error_type, const runtime::Invocation* inv, bool streamed) {
+  // A key with a daily budget reserves the call's worst case up front
+  // (requests, memory x timeout) and settles to the real cost in finish().
+  std::optional<security::ApiKey> budget_key;
+  double reserved = 0;
+  auto finish = [&](int status, const std::string& error_type, const runtime::Invocation* inv, bool streamed,
+                    bool cache_hit = false) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     metrics_.call(name, status, error_type, secs, inv && inv->cold_start);
     store::UsageRecord r;
@@ -45,12 +54,14 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     r.start_ms = start_ms;
     r.status = status;
     r.error_type = error_type;
-    r.memory_mb = static_cast<std::int64_t>(cfg.memory / (1024 * 1024));
+    r.memory_mb = static_cast<std::int64_t>(dep->spec->cfg.memory / (1024 * 1024));
+    r.cache_hit = cache_hit;
+    r.key = ex.key_id;
     if (inv) {
       r.cold_start = inv->cold_start;
       r.init_ms = inv->init_ms;
       r.duration_ms = inv->exec_ms();
-      r.billed_ms = inv->exec_started == runtime::Clock::time_point{} ? 0 : std::max<std::int64_t>(1, r.duration_ms);
+      r.billed_ms = inv->billed_ms();
       r.gb_seconds = metering::gb_seconds(r.memory_mb, r.billed_ms);
     }
     if (grant) {
@@ -59,6 +70,7 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
       r.tokens_out = grant->tokens_out;
       grant->recorded = true;
     }
+    if (budget_key) d_.limits.settle(*budget_key, reserved, metering::record_cost(r, d_.config.pricing));
     d_.meter.record(std::move(r));
   };
   auto reject = [&](const Error& e) -> net::awaitable<void> {
@@ -97,6 +109,34 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
       co_return;
     }
   }
+  if (auto key = ex.key_id.empty() ? std::nullopt : d_.keys.find(ex.key_id); key && key->budget_per_day) {
+    const auto& c = dep->spec->cfg;
+    double worst = d_.config.pricing.per_million_requests / 1e6 +
+                   metering::gb_seconds(static_cast<std::int64_t>(c.memory / (1024 * 1024)), c.timeout.count()) *
+                       d_.config.pricing.per_gb_second;
+    if (auto r = d_.limits.reserve(*key, worst); !r) {
+      co_await reject(r.error());
+      co_return;
+    }
+    budget_key = std::move(key);
+    reserved = worst;
+  }
+  // [cache] ttl: identical (canonical JSON) input to the same version is
+  // answered from the cache without an instance.
+  std::string cache_key;
+  if (auto ttl = dep->spec->cfg.cache_ttl) {
+    cache_key = cache::cache_key({name, dep->spec->version, cache::canonical_json(*doc)});
+    if (auto hit = responses_.get(cache_key)) {
+      http::Response res{http::bhttp::status::ok, 11};
+      res.set(http::bhttp::field::content_type, hit->content_type);
+      res.set("X-Aifn-Cache", "hit");
+      res.set("X-Aifn-Cold-Start", "false");
+      res.body() = std::move(hit->body);
+      co_await ex.respond(res);
+      finish(200, "", nullptr, false, true);
+      co_return;
+    }
+  }
   if (!dep->pool) {
     // runtime = "prompt": no instance; the model answers (prompt_call.cpp).
     PromptCallMeter pm;
@@ -117,13 +157,29 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     r.error_type = pm.error_type;
     r.duration_ms = static_cast<std::int64_t>(secs * 1000);
     r.billed_ms = std::max<std::int64_t>(1, r.duration_ms);  // no instance: no memory, no GB-s
+    r.key = ex.key_id;
     r.model = pm.model;
     r.tokens_in = pm.tokens_in;
     r.tokens_out = pm.tokens_out;
+    if (budget_key) d_.limits.settle(*budget_key, reserved, metering::record_cost(r, d_.config.pricing));
     d_.meter.record(std::move(r));
     co_return;
   }
   auto got = co_await dep->pool->invoke(ex.request_id, std::string(text));
+  // A deploy landed while this call waited for an instance of the old
+  // version: it runs on the new one (validated again: the schema may differ).
+  for (std::shared_ptr<const functions::Deployed> fresh; !got && dep->pool->draining() &&
+                                                         (fresh = d_.registry.find(name)) && fresh != dep;) {
+    dep = fresh;
+    if (!dep->pool || text.size() > dep->max_request) break;
+    if (dep->schema) {
+      if (auto v = dep->schema->validate(*doc); !v) {
+        co_await reject(v.error());
+        co_return;
+      }
+    }
+    got = co_await dep->pool->invoke(ex.request_id, std::string(text));
+  }
   if (!got) {
     co_await reject(got.error());
     co_return;
@@ -154,6 +210,7 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
 
   bool streaming = false;
   std::string stream_type;
+  std::string stream_copy;  // what a cached function streamed, to keep
   for (;;) {
     auto ev = co_await inv->next_event();
     switch (ev.kind) {
@@ -162,6 +219,10 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
         res.set(http::bhttp::field::content_type, "application/json");
         res.set("X-Aifn-Cold-Start", inv->cold_start ? "true" : "false");
         res.set("Server-Timing", timing());
+        if (!cache_key.empty()) {
+          res.set("X-Aifn-Cache", "miss");
+          responses_.put(cache_key, {"application/json", ev.data}, *dep->spec->cfg.cache_ttl);
+        }
         res.body() = std::move(ev.data);
         co_await ex.respond(res);
         finish(200, "", inv.get(), false);
@@ -176,14 +237,22 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
         head.set("Server-Timing", fmt::format("init;dur={}", inv->init_ms));
         head.set(http::bhttp::field::cache_control, "no-cache");
         head.set("X-Accel-Buffering", "no");
+        if (!cache_key.empty()) head.set("X-Aifn-Cache", "miss");
         if (!co_await ex.start_stream(head)) inv->abort(Error(ErrorType::bad_request, "the client disconnected"));
         break;
       }
       case EventKind::chunk:
+        // A cached stream is replayed whole; heartbeats are not part of it.
+        if (!cache_key.empty() && ev.data != ": ping\n\n") {
+          if (stream_copy.size() + ev.data.size() <= kMaxCachedStream) stream_copy += ev.data;
+          else cache_key.clear();
+        }
         if (!co_await ex.write_chunk(ev.data)) inv->abort(Error(ErrorType::bad_request, "the client disconnected"));
         break;
       case EventKind::done:
         co_await ex.end_stream();
+        if (!cache_key.empty() && !ex.client_gone())
+          responses_.put(cache_key, {stream_type, std::move(stream_copy)}, *dep->spec->cfg.cache_ttl);
         finish(200, "", inv.get(), true);
         co_return;
       case EventKind::failed: {

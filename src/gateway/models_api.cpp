@@ -7,8 +7,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "gateway/gateway.h"
 #include "functions/schema.h"
+#include "gateway/gateway.h"
 #include "gateway/openai_request.h"
 
 namespace aifn::gateway {
@@ -174,6 +174,12 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
   std::string target;  // "provider/model" that served the call
   models::TokenUsage usage;
 
+  // An API key (checked by Auth before this route): its token rate and daily
+  // budget apply; tokens are charged once known.
+  std::optional<security::ApiKey> key;
+  double tokens_taken = 0;  // taken from the key's token bucket up front
+  double reserved = -1;     // held against the key's budget; < 0: none
+
   // The tokens of a call made with an invocation token go on that function
   // call's usage record; other calls get their own record (kind "model").
   auto record = [&](int status, std::string_view error_type) {
@@ -194,6 +200,12 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
     r.tokens_out = usage.completion_tokens;
     r.status = status;
     r.error_type = std::string(error_type);
+    r.key = grant ? "" : ex.key_id;
+    if (key) {
+      double used = usage.prompt_tokens + usage.completion_tokens;
+      if (used > tokens_taken) d_.limits.charge_tokens(*key, used - tokens_taken);
+      if (reserved >= 0) d_.limits.settle(*key, reserved, metering::record_cost(r, d_.config.pricing));
+    }
     d_.meter.record(std::move(r));
   };
   auto reject = [&](const V1Error& e) -> net::awaitable<void> {
@@ -214,12 +226,14 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
     return e;
   };
 
-  // Auth: no Authorization header is allowed for now (API keys come with the
-  // security issue); a bearer must be a live invocation token.
-  if (auto auth = ex.field("Authorization"); !auth.empty()) {
-    std::string_view token;
-    if (auth.size() > 7 && ::strncasecmp(auth.data(), "Bearer ", 7) == 0) token = auth.substr(7);
-    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  // Auth: API keys (scope "models") were checked by Auth in handle(); an
+  // invocation token ("aifn_inv_…") is let through to be checked here: it
+  // must belong to a call that is still running.
+  std::string_view token;
+  if (auto auth = ex.field("Authorization"); auth.size() > 7 && ::strncasecmp(auth.data(), "Bearer ", 7) == 0)
+    token = auth.substr(7);
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  if (token.rfind("aifn_inv_", 0) == 0) {
     if (d_.tokens) grant = d_.tokens->find(token);
     if (!grant) {
       ex.close_after();
@@ -229,6 +243,8 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
       co_return;
     }
   }
+
+  if (!grant && !ex.key_id.empty()) key = d_.keys.find(ex.key_id);
 
   const auto method = ex.method();
   const bool is_models = rest == "models";
@@ -275,6 +291,26 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
                    "model", "model_not_allowed"};
   };
 
+  // A key's limits, once the request's size is known: `expect` tokens are
+  // taken from its token bucket, and the worst case (the request price plus
+  // max_tokens at the dearest output price along the model's route) is held
+  // against its daily budget (DESIGN.md §9, SECURITY.md).
+  auto key_limits = [&](const std::string& model, double expect, int max_tokens) -> Expected<void> {
+    if (!key) return {};
+    if (auto r = d_.limits.take_tokens(*key, std::max(1.0, expect)); !r) return r;
+    tokens_taken = std::max(1.0, expect);
+    if (!key->budget_per_day) return {};
+    double out_price = 0;
+    if (auto targets = d_.router->resolve(model))
+      for (const auto& t : *targets)
+        if (auto it = d_.config.pricing.tokens.find(t.name()); it != d_.config.pricing.tokens.end())
+          out_price = std::max(out_price, it->second.output_per_million);
+    double worst = d_.config.pricing.per_million_requests / 1e6 + max_tokens * out_price / 1e6;
+    if (auto r = d_.limits.reserve(*key, worst); !r) return r;
+    reserved = worst;
+    return {};
+  };
+
   if (is_embeddings) {
     auto p = parse_embeddings(*doc);
     if (!p) {
@@ -283,6 +319,10 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
     }
     if (auto f = forbidden(p->model)) {
       co_await reject(*f);
+      co_return;
+    }
+    if (auto lim = key_limits(p->model, static_cast<double>(p->inputs.size()), 0); !lim) {
+      co_await reject(v1_error(lim.error()));
       co_return;
     }
     auto r = co_await d_.router->embed(p->model, p->inputs);
@@ -305,6 +345,12 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
   }
   if (auto f = forbidden(p->model)) {
     co_await reject(*f);
+    co_return;
+  }
+  // Unset max_tokens: count a typical answer up front; the rest is charged after.
+  const int expect_out = p->req.sampling.max_tokens.value_or(256);
+  if (auto lim = key_limits(p->model, expect_out, expect_out); !lim) {
+    co_await reject(v1_error(lim.error()));
     co_return;
   }
   Shape shape;

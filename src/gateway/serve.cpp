@@ -1,5 +1,6 @@
 #include "gateway/serve.h"
 
+#include <pwd.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -30,6 +31,59 @@ std::string find_runtimes_dir() {
   return "runtimes";
 }
 
+namespace {
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// Budgets count what each key already spent today (UTC), so a restart does
+// not hand out a fresh day.
+void seed_spent_today(store::Store& store, const config::Pricing& pricing, security::Limits& limits) {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  auto midnight = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::floor<std::chrono::days>(now));
+  auto groups = store.aggregate_usage(store::GroupBy::key, midnight.count(), 0);
+  if (!groups) {
+    spdlog::error("event=budget_seed_failed error=\"{}\"", groups.error().message);
+    return;
+  }
+  for (auto& g : *groups)
+    if (!g.group.empty()) limits.set_spent_today(g.group, metering::price(g, pricing));
+}
+
+// [instances] user, rlimits and the private /tmp, as far as this process
+// may grant them (changing user and mounting need root).
+bool apply_isolation(const config::Server& cfg, runtime::RuntimeContext& ctx) {
+  bool root = ::geteuid() == 0;
+  ctx.max_open_files = cfg.instance_max_open_files;
+  ctx.max_processes = cfg.instance_max_processes;
+  ctx.private_tmp = cfg.private_tmp && root;
+  if (cfg.private_tmp && !root)
+    spdlog::warn("event=isolation private_tmp=off reason=\"not running as root: instances share the host's /tmp\"");
+  if (!cfg.instance_user.empty()) {
+    struct passwd* pw = ::getpwnam(cfg.instance_user.c_str());
+    if (!pw) {
+      spdlog::critical("[instances] user: no user named \"{}\"", cfg.instance_user);
+      return false;
+    }
+    if (!root && pw->pw_uid != ::geteuid()) {
+      spdlog::critical("[instances] user = \"{}\" needs the server to run as root", cfg.instance_user);
+      return false;
+    }
+    ctx.run_uid = pw->pw_uid;
+    ctx.run_gid = pw->pw_gid;
+  } else if (root) {
+    spdlog::warn("event=isolation user=root reason=\"[instances] user is not set: instances run as root\"");
+  }
+  spdlog::info("event=isolation user={} max_open_files={} max_processes={} private_tmp={}",
+               cfg.instance_user.empty() ? "(server's)" : cfg.instance_user, ctx.max_open_files, ctx.max_processes,
+               ctx.private_tmp);
+  return true;
+}
+
+}  // namespace
+
 int run_server(const config::Server& cfg) {
   std::error_code ec;
   fs::create_directories(cfg.data_dir, ec);
@@ -51,7 +105,28 @@ int run_server(const config::Server& cfg) {
     spdlog::critical("listen: {}", listen.error().message);
     return 1;
   }
+  auto box = security::SecretBox::open(cfg.data_dir, env_or_empty("AIFN_MASTER_KEY"));
+  if (!box) {
+    spdlog::critical("secrets: {}", box.error().message);
+    return 1;
+  }
+  security::Secrets secrets(**store, std::move(*box));
+  security::ApiKeys keys(**store);
+  if (auto r = keys.load(); !r) {
+    spdlog::critical("API keys: {}", r.error().message);
+    return 1;
+  }
+  security::Limits limits;
+  seed_spent_today(**store, cfg.pricing, limits);
+  security::Auth auth({cfg.auth, listen->first, env_or_empty("AIFN_ADMIN_KEY"), cfg.data_dir}, keys);
+  if (auto r = auth.start(); !r) {
+    spdlog::critical("auth: {}", r.error().message);
+    return 1;
+  }
+
   runtime::RuntimeContext ctx{io, reaper};
+  ctx.secret_value = [&secrets](const std::string& name) { return secrets.get(name); };
+  if (!apply_isolation(cfg, ctx)) return 1;
   ctx.runtimes_dir = find_runtimes_dir();
   ctx.node_path = runtime::resolve_interpreter("node", "-e 'process.stdout.write(process.execPath)'");
   ctx.python_path = runtime::resolve_interpreter("python3", "-c 'import sys; print(sys.executable)'");
@@ -81,13 +156,14 @@ int run_server(const config::Server& cfg) {
   opts.idle_timeout = cfg.idle_read_timeout;
   models::TokenRegistry tokens;
   auto router = models::make_router(cfg, io.get_executor());
-  Gateway gateway({cfg, registry, **store, meter, logs, router.get(), &tokens});
+  Gateway gateway({cfg, registry, **store, meter, logs, auth, keys, limits, secrets, router.get(), &tokens});
   http::Server server(io, opts, [&gateway](http::Exchange& ex) { return gateway.handle(ex); });
   if (auto r = server.listen(listen->first, listen->second); !r) {
     spdlog::critical("{}", r.error().message);
     return 1;
   }
   ctx.models_url = fmt::format("http://127.0.0.1:{}/v1", server.port());
+  ctx.gateway_port = server.port();
 
   try {
     if (fs::is_directory(cfg.functions_dir)) registry.load_dir(cfg.functions_dir);

@@ -48,9 +48,11 @@ net::awaitable<Expected<ClientResponse>> run(const ClientRequest& r, const std::
   bhttp::response_parser<bhttp::string_body> p;
   p.body_limit(boost::none);
   co_await bhttp::async_read_header(stream, buf, p, net::redirect_error(net::use_awaitable, ec));
+  // Error answers are small JSON documents the caller wants whole.
+  bool stream_body = r.on_data && !ec && p.get().result_int() < 400;
   while (!ec && !p.is_done()) {
     co_await bhttp::async_read_some(stream, buf, p, net::redirect_error(net::use_awaitable, ec));
-    if (r.on_data && !p.get().body().empty()) {
+    if (stream_body && !p.get().body().empty()) {
       r.on_data(p.get().body());
       p.get().body().clear();
     }

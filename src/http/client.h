@@ -21,7 +21,8 @@ struct ClientRequest {
   std::string body;
   std::map<std::string, std::string> headers;
   Millis timeout{60'000};
-  // When set, the body is handed over as it arrives and not kept in body.
+  // When set, a successful (< 400) answer's body is handed over as it
+  // arrives and not kept in body; an error answer's body is kept whole.
   std::function<void(std::string_view)> on_data;
 };
 

@@ -376,9 +376,22 @@ Expected<void> Server::listen(const std::string& host, std::uint16_t port) {
   if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
   if (ec)
     return fail(ErrorType::unavailable, fmt::format("cannot listen on {}:{}: {}", host, port, ec.message()));
+  accept_loop();
+  return {};
+}
+
+Expected<void> Server::listen_fd(int fd) {
+  error_code ec;
+  state_->acceptor.assign(tcp::v4(), fd, ec);
+  if (ec) return fail(ErrorType::unavailable, fmt::format("cannot adopt a listening socket: {}", ec.message()));
+  accept_loop();
+  return {};
+}
+
+void Server::accept_loop() {
   auto st = state_;
   net::co_spawn(
-      a.get_executor(),
+      st->acceptor.get_executor(),
       [st]() -> net::awaitable<void> {
         while (!st->stopping) {
           error_code aec;
@@ -392,7 +405,6 @@ Expected<void> Server::listen(const std::string& host, std::uint16_t port) {
         }
       },
       net::detached);
-  return {};
 }
 
 std::uint16_t Server::port() const {

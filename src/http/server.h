@@ -101,6 +101,9 @@ class Exchange {
 
   // Set by the handler; added as X-Request-Id to every response.
   std::string request_id;
+  // Set by the handler's authentication: the API key id the request came
+  // with ("" when anonymous or on an open server), for usage records.
+  std::string key_id;
   // The connection is closed after this exchange (e.g. the body was not read).
   void close_after() { close_after_ = true; }
 
@@ -130,6 +133,9 @@ class Server {
 
   // Binds and starts accepting. port 0 picks a free port.
   Expected<void> listen(const std::string& host, std::uint16_t port);
+  // Adopts a socket already bound and listening (e.g. opened inside another
+  // network namespace) and starts accepting on it.
+  Expected<void> listen_fd(int fd);
   std::uint16_t port() const;
   // Stops accepting, closes idle connections; requests in flight finish and
   // their connections close after answering.
@@ -140,6 +146,11 @@ class Server {
   std::size_t open_connections() const;
 
   struct State;
+
+ private:
+  void accept_loop();
+
+ public:
 
  private:
   std::shared_ptr<State> state_;

@@ -16,7 +16,7 @@ constexpr int kStopAttempts = 3;
 
 }  // namespace
 
-Meter::Meter(store::Store& store, std::chrono::milliseconds flush_interval, std::size_t max_batch)
+Meter::Meter(store::UsageWriter& store, std::chrono::milliseconds flush_interval, std::size_t max_batch)
     : store_(store), interval_(flush_interval), max_batch_(std::max<std::size_t>(max_batch, 1)) {
   writer_ = std::thread([this] { run(); });
 }
@@ -133,6 +133,14 @@ double price(const store::UsageGroup& g, const config::Pricing& p) {
             static_cast<double>(m.tokens_out) * it->second.output_per_million / 1e6;
   }
   return cost;
+}
+
+double record_cost(const store::UsageRecord& r, const config::Pricing& p) {
+  store::UsageGroup g;
+  g.calls = 1;
+  g.gb_seconds = r.gb_seconds;
+  if (!r.model.empty()) g.by_model.push_back({r.model, r.tokens_in, r.tokens_out});
+  return price(g, p);
 }
 
 namespace {

@@ -22,7 +22,7 @@ namespace aifn::metering {
 
 class Meter {
  public:
-  Meter(store::Store& store, std::chrono::milliseconds flush_interval = std::chrono::milliseconds(100),
+  Meter(store::UsageWriter& store, std::chrono::milliseconds flush_interval = std::chrono::milliseconds(100),
         std::size_t max_batch = 1024);
   ~Meter();  // flushes what is pending
   Meter(const Meter&) = delete;
@@ -39,7 +39,7 @@ class Meter {
 
  private:
   void run();
-  store::Store& store_;
+  store::UsageWriter& store_;
   const std::chrono::milliseconds interval_;
   const std::size_t max_batch_;
   mutable std::mutex mu_;
@@ -61,6 +61,8 @@ double gb_seconds(std::int64_t memory_mb, std::int64_t billed_ms);
 
 // Cost of one aggregate row with the configured prices.
 double price(const store::UsageGroup& g, const config::Pricing& p);
+// Cost of one call's record (for budgets settled call by call).
+double record_cost(const store::UsageRecord& r, const config::Pricing& p);
 
 // DESIGN.md §6: {"rows": [{"<group_by>": ..., "calls": ..., ..., "cost": ...}]}
 boost::json::object usage_report(const std::vector<store::UsageGroup>& groups, store::GroupBy by,

@@ -19,7 +19,7 @@ using store::UsageGroup;
 using store::UsageRecord;
 
 // Counts transactions and can be told to fail; otherwise keeps records in memory.
-class FakeStore : public store::Store {
+class FakeStore : public store::UsageWriter {
  public:
   Expected<void> insert_usage(const std::vector<UsageRecord>& batch) override {
     std::lock_guard lock(mu);
@@ -31,9 +31,6 @@ class FakeStore : public store::Store {
     rows.insert(rows.end(), batch.begin(), batch.end());
     return {};
   }
-  Expected<std::vector<UsageGroup>> aggregate_usage(GroupBy, std::int64_t, std::int64_t) override { return {}; }
-  Expected<std::vector<UsageRecord>> list_usage(const std::string&, int) override { return {}; }
-  bool healthy() override { return true; }
 
   std::size_t size() {
     std::lock_guard lock(mu);

@@ -77,6 +77,12 @@ std::string model_stem(const std::string& path) { return std::filesystem::path(p
 GgufProvider::GgufProvider(net::any_io_executor io, GgufOptions options)
     : io_(std::move(io)), opt_(std::move(options)), model_id_(model_stem(opt_.path)),
       workers_(static_cast<std::size_t>(std::max(1, opt_.max_parallel))) {
+  if (opt_.load_at_start) start_load();
+}
+
+void GgufProvider::start_load() {
+  if (load_started_) return;
+  load_started_ = true;
   net::post(workers_, [this] {
     auto started = std::chrono::steady_clock::now();
     auto loaded = engine::Engine::load(opt_.path, engine::EngineOptions{opt_.threads, 0});
@@ -112,6 +118,7 @@ void GgufProvider::finish_load(tl::expected<std::unique_ptr<engine::Engine>, std
 net::awaitable<ProviderResult<std::shared_ptr<const engine::Engine>>> GgufProvider::ready(double* waited_ms) {
   auto started = std::chrono::steady_clock::now();
   bool waited = false;
+  start_load();
   while (!loaded_io_) {
     waited = true;
     net::steady_timer t(co_await net::this_coro::executor, net::steady_timer::time_point::max());

@@ -36,6 +36,7 @@ struct GgufOptions {
   std::string path;      // the .gguf file
   int threads = 0;       // engine threads; 0 = all cores
   int max_parallel = 4;  // requests generating at once; more wait their turn
+  bool load_at_start = true;  // false: the first request starts the load (and waits for it)
 };
 
 class GgufProvider : public Provider {
@@ -56,6 +57,7 @@ class GgufProvider : public Provider {
   boost::asio::awaitable<ProviderResult<std::shared_ptr<const engine::Engine>>> ready(double* waited_ms);
 
  private:
+  void start_load();
   void finish_load(tl::expected<std::unique_ptr<engine::Engine>, std::string> loaded);
 
   boost::asio::any_io_executor io_;
@@ -68,6 +70,7 @@ class GgufProvider : public Provider {
   std::shared_ptr<const engine::Engine> engine_;
   std::string load_error_;
   // io thread only: set once the load's completion reached the io thread.
+  bool load_started_ = false;
   bool loaded_io_ = false;
   std::vector<boost::asio::steady_timer*> load_waiters_;
   // Handlers posted to the io thread check this: the provider may be gone.

@@ -1,10 +1,9 @@
 #include "runtime/instance.h"
+#include "runtime/error_report.h"
 
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <openssl/evp.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -28,19 +27,6 @@ std::int64_t epoch_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// Lambda Runtime API: the Error-Body trailer of a streamed response is the
-// base64 of the JSON error (aws-lambda-ric sends it so); plain JSON is kept.
-std::string decode_error_trailer(std::string_view v) {
-  if (v.empty() || v.front() == '{') return std::string(v);
-  std::string out(v.size() / 4 * 3 + 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(v.data()), static_cast<int>(v.size()));
-  if (n < 0) return std::string(v);
-  out.resize(static_cast<std::size_t>(n));
-  while (!out.empty() && out.back() == '\0') out.pop_back();  // base64 padding
-  return out;
 }
 
 bool has_shell_syntax(const std::string& s) {
@@ -82,7 +68,7 @@ std::vector<std::string> Instance::command_line() const {
   return argv;
 }
 
-std::vector<std::string> Instance::environment() const {
+Expected<std::vector<std::string>> Instance::environment() const {
   const auto& spec = pool_.spec();
   const auto& cfg = spec.cfg;
   std::vector<std::string> env = {
@@ -109,6 +95,16 @@ std::vector<std::string> Instance::environment() const {
     std::erase_if(env, [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
     env.push_back(prefix + v);
   }
+  // Secrets last: only those the manifest lists, read fresh at every start
+  // so a rotated value reaches new instances without a redeploy.
+  for (auto& name : cfg.secrets) {
+    auto value = ctx_.secret_value ? ctx_.secret_value(name) : Expected<std::optional<std::string>>();
+    if (!value) return tl::unexpected(value.error());
+    if (!*value) return fail(ErrorType::unavailable, fmt::format("secret {} is not set (aifn secrets set {})", name, name));
+    std::string prefix = name + "=";
+    std::erase_if(env, [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
+    env.push_back(prefix + **value);
+  }
   return env;
 }
 
@@ -126,7 +122,30 @@ Expected<void> Instance::start() {
     }
     co_await inst->handle(ex);
   });
-  if (auto r = api_->listen("127.0.0.1", 0); !r) return r;
+  int netns_fd = -1;
+  if (pool_.spec().cfg.network == "gateway-only") {
+    // Its own network namespace: the Runtime API and a relay to the model
+    // gateway are opened inside it, and nothing else is there.
+    auto ns = make_gateway_only_net(ctx_.gateway_port);
+    if (!ns) return tl::unexpected(ns.error());
+    if (auto r = api_->listen_fd(ns->api_fd); !r) {
+      ::close(ns->relay_fd);
+      ::close(ns->ns_fd);
+      return r;
+    }
+    relay_ = std::make_unique<GatewayRelay>(ctx_.io, ns->relay_fd, ctx_.gateway_port);
+    netns_fd = ns->ns_fd;
+  } else if (auto r = api_->listen("127.0.0.1", 0); !r) {
+    return r;
+  }
+  struct CloseFd {
+    int fd;
+    ~CloseFd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } close_netns{netns_fd};  // the child holds the namespace once it entered
+  auto env = environment();
+  if (!env) return tl::unexpected(env.error());
 
   const auto& cfg = pool_.spec().cfg;
   if (ctx_.cgroup) cgroup_ = InstanceCgroup::create(*ctx_.cgroup, id_, cfg.memory);
@@ -140,10 +159,16 @@ Expected<void> Instance::start() {
   }
   SpawnSpec spec;
   spec.argv = command_line();
-  spec.env = environment();
+  spec.env = std::move(*env);
   spec.cwd = pool_.spec().dir;
   spec.stdout_fd = outp[1];
   spec.stderr_fd = errp[1];
+  spec.max_open_files = ctx_.max_open_files;
+  spec.max_processes = ctx_.max_processes;
+  spec.private_tmp = ctx_.private_tmp;
+  spec.uid = ctx_.run_uid;
+  spec.netns_fd = netns_fd;
+  spec.gid = ctx_.run_gid;
   if (cgroup_) {
     spec.cgroup_procs = cgroup_->procs_file();
   } else if (cfg.runtime != "node") {
@@ -199,7 +224,7 @@ void Instance::kill(std::optional<Error> why) {
 }
 
 void Instance::finish(Invocation& inv) {
-  running_.erase(inv.id);
+  if (!inv.runtime_id.empty()) running_.erase(inv.runtime_id);
   for (auto it = queued_.begin(); it != queued_.end(); ++it)
     if (it->get() == &inv) {
       queued_.erase(it);
@@ -268,7 +293,11 @@ net::awaitable<void> Instance::on_next(http::Exchange& ex) {
     co_await ex.respond_error(Error(ErrorType::unavailable, "call was cancelled"));
     co_return;
   }
-  running_[inv->id] = inv;
+  // Clients choose X-Request-Id; two calls on one instance may share one, so
+  // the Runtime API id is made unique per instance.
+  inv->runtime_id = inv->id;
+  for (std::uint64_t n = calls + 1; running_.count(inv->runtime_id); ++n) inv->runtime_id = fmt::format("{}.{}", inv->id, n);
+  running_[inv->runtime_id] = inv;
   ++calls;
   last_request_id_ = inv->id;
   if (inv->cold_start) inv->init_ms = init_ms;
@@ -277,11 +306,11 @@ net::awaitable<void> Instance::on_next(http::Exchange& ex) {
 
   http::Response res{http::bhttp::status::ok, 11};
   res.set(http::bhttp::field::content_type, "application/json");
-  res.set("Lambda-Runtime-Aws-Request-Id", inv->id);
+  res.set("Lambda-Runtime-Aws-Request-Id", inv->runtime_id);
   res.set("Lambda-Runtime-Deadline-Ms", std::to_string(inv->deadline_epoch_ms));
   res.set("Lambda-Runtime-Invoked-Function-Arn",
           "arn:aws:lambda:local:000000000000:function:" + pool_.spec().cfg.name);
-  res.set("Lambda-Runtime-Trace-Id", "Root=1-" + inv->id);
+  res.set("Lambda-Runtime-Trace-Id", "Root=1-" + inv->runtime_id);
   if (!inv->token.empty()) res.set("Aifn-Invocation-Token", inv->token);
   res.body() = inv->event;
   co_await ex.respond(res);
@@ -365,18 +394,10 @@ net::awaitable<void> Instance::on_error(http::Exchange& ex, const std::string& i
   auto inv = find_running(id);
   if (inv && !inv->ended()) {
     Error e(ErrorType::function_error, "the function returned an error");
-    std::string type(ex.field("Lambda-Runtime-Function-Error-Type"));
-    if (body) {
-      boost::system::error_code jec;
-      auto v = boost::json::parse(*body, jec);
-      if (!jec && v.is_object()) {
-        if (auto* t = v.as_object().if_contains("errorType"); t && t->is_string()) type = std::string(t->as_string());
-        if (auto* m = v.as_object().if_contains("errorMessage"); m && m->is_string())
-          e.message = std::string(m->as_string());
-      }
-      e.function_error_body = *body;
-    }
-    e.function_error_type = type.empty() ? "Error" : type;
+    auto report = parse_error_report(body ? *body : std::string(), ex.field("Lambda-Runtime-Function-Error-Type"));
+    if (!report.message.empty()) e.message = report.message;
+    if (body) e.function_error_body = *body;
+    e.function_error_type = report.type.empty() ? "Error" : report.type;
     inv->end(std::move(e));
   }
   co_await ex.respond(202, "application/json", R"({"status":"OK"})");
@@ -386,18 +407,10 @@ net::awaitable<void> Instance::on_init_error(http::Exchange& ex) {
   auto self = shared_from_this();
   auto body = co_await ex.read_body(1024 * 1024);
   Error e(ErrorType::function_error, "the function failed to initialise");
-  e.function_error_type = std::string(ex.field("Lambda-Runtime-Function-Error-Type"));
-  if (body) {
-    boost::system::error_code jec;
-    auto v = boost::json::parse(*body, jec);
-    if (!jec && v.is_object()) {
-      if (auto* t = v.as_object().if_contains("errorType"); t && t->is_string())
-        e.function_error_type = std::string(t->as_string());
-      if (auto* m = v.as_object().if_contains("errorMessage"); m && m->is_string())
-        e.message = std::string(m->as_string());
-    }
-    e.function_error_body = *body;
-  }
+  auto report = parse_error_report(body ? *body : std::string(), ex.field("Lambda-Runtime-Function-Error-Type"));
+  e.function_error_type = report.type;
+  if (!report.message.empty()) e.message = report.message;
+  if (body) e.function_error_body = *body;
   if (e.function_error_type.empty()) e.function_error_type = "Runtime.InitError";
   emit_line("aifn", "init error: " + e.function_error_type + ": " + e.message);
   co_await ex.respond(202, "application/json", R"({"status":"OK"})");
@@ -484,7 +497,7 @@ void Instance::on_exit(int status) {
     api_->stop();
     api_->close_all();
   }
-  error_code ec;
+  relay_.reset();
   // Output pipes close by themselves once every writer is gone.
   if (!pool_notified_gone_) {
     pool_notified_gone_ = true;

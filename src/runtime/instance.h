@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "http/server.h"
+#include "runtime/netns.h"
 #include "runtime/runtime.h"
 
 namespace aifn::runtime {
@@ -39,6 +40,7 @@ class Instance : public std::enable_shared_from_this<Instance> {
   const std::string& id() const { return id_; }
   State state() const { return state_; }
   int inflight = 0;
+  bool retire = false;  // stop once its calls are done (a secret it holds was rotated)
   std::uint64_t calls = 0;
   Clock::time_point last_used = Clock::now();
   Clock::time_point spawned_at{};
@@ -56,7 +58,7 @@ class Instance : public std::enable_shared_from_this<Instance> {
   void emit_line(const char* stream, std::string text);
   std::shared_ptr<Invocation> find_running(const std::string& id);
   std::vector<std::string> command_line() const;
-  std::vector<std::string> environment() const;
+  Expected<std::vector<std::string>> environment() const;
 
   RuntimeContext& ctx_;
   Pool& pool_;
@@ -64,6 +66,7 @@ class Instance : public std::enable_shared_from_this<Instance> {
   State state_ = State::starting;
   pid_t pid_ = -1;
   std::unique_ptr<http::Server> api_;
+  std::unique_ptr<GatewayRelay> relay_;  // network = "gateway-only" 
   std::optional<InstanceCgroup> cgroup_;
   boost::asio::posix::stream_descriptor out_;
   boost::asio::posix::stream_descriptor err_;

@@ -50,6 +50,12 @@ std::int64_t Invocation::exec_ms() const {
   return std::chrono::duration_cast<Millis>(end - exec_started).count();
 }
 
+std::int64_t Invocation::billed_ms() const {
+  if (exec_started == Clock::time_point{}) return 0;
+  auto end = finished == Clock::time_point{} ? Clock::now() : finished;
+  return std::max<std::int64_t>(1, std::chrono::ceil<Millis>(end - exec_started).count());
+}
+
 void Invocation::start_deadline() {
   exec_started = Clock::now();
   deadline_epoch_ms = std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count() +
@@ -80,7 +86,12 @@ void Invocation::abort(Error why) {
   auto inst = instance_;  // end() lets go of it
   bool kill = taken_;     // a call still in the queue has not reached the process
   end(why);
-  if (inst && kill) inst->kill(std::move(why));
+  // The only way to stop one call inside a Lambda runtime is to stop the
+  // process; other calls sharing it (concurrency > 1) learn why from this.
+  if (inst && kill)
+    inst->kill(Error(ErrorType::instance_crashed,
+                     fmt::format("the instance was stopped because another call on it ({}) ended early: {}", id,
+                                 why.message)));
 }
 
 }  // namespace aifn::runtime

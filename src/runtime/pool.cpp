@@ -36,7 +36,7 @@ std::shared_ptr<Instance> Pool::pick_warm() {
   // Most recently used first, so the rest stay idle and can scale down.
   std::shared_ptr<Instance> best;
   for (auto& i : instances_) {
-    if (i->state() != Instance::State::ready || i->inflight >= spec_->cfg.concurrency) continue;
+    if (i->state() != Instance::State::ready || i->inflight >= spec_->cfg.concurrency || i->retire) continue;
     if (!best || i->last_used > best->last_used) best = i;
   }
   if (best) {
@@ -80,6 +80,9 @@ net::awaitable<Expected<std::shared_ptr<Invocation>>> Pool::invoke(const std::st
     boost::system::error_code ec;
     co_await w.timer.async_wait(net::redirect_error(net::use_awaitable, ec));
     std::erase(waiters_, &w);
+    if (!w.granted && (draining_ || stopped_))
+      co_return fail(ErrorType::unavailable, fmt::format("function {} version {} is being replaced",
+                                                         spec_->cfg.name, spec_->version));
     if (!w.granted) {
       Error e(ErrorType::throttled,
               fmt::format("all {} instances of {} are busy and none freed up within queue_timeout ({})",
@@ -119,7 +122,7 @@ void Pool::serve_waiters() {
 void Pool::on_instance_ready(Instance&) { serve_waiters(); }
 
 void Pool::release(Instance& inst) {
-  if (draining_ && inst.inflight == 0) {
+  if ((draining_ || inst.retire) && inst.inflight == 0) {
     inst.kill();
     return;
   }
@@ -139,8 +142,16 @@ void Pool::drain() {
   draining_ = true;
   for (auto& i : std::vector<std::shared_ptr<Instance>>(instances_))
     if (i->inflight == 0) i->kill();
-  // Calls waiting for an instance of the old version get a clear answer.
+  // Calls waiting for an instance of the old version are told at once, so the
+  // gateway can send them to the new one.
   for (auto* w : waiters_) w->timer.cancel();
+}
+
+void Pool::recycle() {
+  for (auto& i : std::vector<std::shared_ptr<Instance>>(instances_)) {
+    i->retire = true;
+    if (i->inflight == 0) i->kill();
+  }
 }
 
 void Pool::stop_all() {

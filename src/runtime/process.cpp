@@ -1,6 +1,10 @@
 #include "runtime/process.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -8,6 +12,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -30,6 +35,21 @@ void write_pid(int fd, pid_t pid) {
   for (int i = 0; i < n; ++i) buf[i] = tmp[n - 1 - i];
   buf[n++] = '\n';
   (void)!::write(fd, buf, n);
+}
+
+// In the child after fork (no allocation): creates `path`'s folders on the
+// fresh /tmp and attaches the detached mount `fd` (from open_tree) there.
+bool bind_back(int fd, const char* path) {
+  char buf[4096];
+  std::size_t n = std::strlen(path);
+  if (n >= sizeof buf) return false;
+  for (std::size_t i = 1; i <= n; ++i) {
+    if (path[i] != '/' && path[i] != '\0') continue;
+    std::memcpy(buf, path, i);
+    buf[i] = '\0';
+    if (::mkdir(buf, 0755) != 0 && errno != EEXIST) return false;
+  }
+  return ::move_mount(fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) == 0;
 }
 
 [[noreturn]] void child_fail(const char* what) {
@@ -56,14 +76,25 @@ Expected<pid_t> spawn_process(const SpawnSpec& spec) {
   envp.push_back(nullptr);
   std::string exe = spec.argv[0];
   if (exe.find('/') == std::string::npos) {
-    for (const char* dir : {"/usr/local/bin", "/usr/bin", "/bin"}) {
-      auto cand = std::string(dir) + "/" + exe;
+    // The instance's clean environment has no PATH of ours, so a bare command
+    // is looked up here, on the server's PATH, then the usual places.
+    const char* server_path = std::getenv("PATH");
+    std::string dirs = std::string(server_path ? server_path : "") + ":/usr/local/bin:/usr/bin:/bin";
+    std::size_t start = 0;
+    while (start <= dirs.size()) {
+      std::size_t end = dirs.find(':', start);
+      if (end == std::string::npos) end = dirs.size();
+      auto dir = dirs.substr(start, end - start);
+      start = end + 1;
+      if (dir.empty()) continue;
+      auto cand = dir + "/" + exe;
       if (::access(cand.c_str(), X_OK) == 0) {
         exe = cand;
         break;
       }
     }
   }
+  bool cwd_in_tmp = spec.private_tmp && spec.cwd.rfind("/tmp/", 0) == 0;
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -94,6 +125,35 @@ Expected<pid_t> spawn_process(const SpawnSpec& spec) {
     if (devnull >= 0) ::dup2(devnull, 0);
     if (spec.stdout_fd >= 0) ::dup2(spec.stdout_fd, 1);
     if (spec.stderr_fd >= 0) ::dup2(spec.stderr_fd, 2);
+    // Isolation after the pipes are in place, so a failure shows in the
+    // instance's stderr (and so in the 502 the caller gets).
+    if (spec.max_open_files) {
+      struct rlimit rl{spec.max_open_files, spec.max_open_files};
+      if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) child_fail("limiting open files");
+    }
+    if (spec.max_processes) {
+      struct rlimit rl{spec.max_processes, spec.max_processes};
+      if (::setrlimit(RLIMIT_NPROC, &rl) != 0) child_fail("limiting processes");
+    }
+    if (spec.private_tmp) {
+      // A mount namespace of its own: the tmpfs on /tmp is seen by this
+      // instance only and vanishes with it. A function folder that lives
+      // under /tmp is bound back in at the same path.
+      if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+        child_fail("making a mount namespace");
+      // A detached copy of the folder's mount, taken before /tmp is covered.
+      int tree = cwd_in_tmp ? ::open_tree(AT_FDCWD, spec.cwd.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC) : -1;
+      if (cwd_in_tmp && tree < 0) child_fail("opening the function folder");
+      if (::mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777") != 0)
+        child_fail("mounting a private /tmp");
+      if (cwd_in_tmp && !bind_back(tree, spec.cwd.c_str())) child_fail("binding the function folder into /tmp");
+    }
+    if (spec.netns_fd >= 0 && ::setns(spec.netns_fd, CLONE_NEWNET) != 0)
+      child_fail("entering the instance's network namespace");
+    if (spec.uid) {
+      if (::setgroups(0, nullptr) != 0 || ::setgid(spec.gid) != 0 || ::setuid(*spec.uid) != 0)
+        child_fail("switching to the instance user");
+    }
     // Close everything else the server holds (sockets, the store, pipes).
     ::syscall(SYS_close_range, 3u, ~0u, 0u);
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) child_fail("entering the function folder");

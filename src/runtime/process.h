@@ -2,7 +2,8 @@
 // into its own process group (pgid == pid, so kill_group() reaches every
 // descendant that did not leave the group), optionally into a memory cgroup,
 // with a clean environment, stdin from /dev/null and stdout/stderr to the
-// given pipes. ChildReaper turns SIGCHLD into per-pid callbacks on the io
+// given pipes, and the isolation asked for (rlimits, a private /tmp, an
+// unprivileged user). ChildReaper turns SIGCHLD into per-pid callbacks on the io
 // thread. Both are used on the io thread only.
 #pragma once
 
@@ -28,6 +29,12 @@ struct SpawnSpec {
   std::string cwd;
   std::string cgroup_procs;                // cgroup.procs to join before exec; "" = none
   std::optional<std::uint64_t> rlimit_as;  // fallback memory limit
+  std::uint64_t max_open_files = 0;        // RLIMIT_NOFILE; 0 = inherit
+  std::uint64_t max_processes = 0;         // RLIMIT_NPROC; 0 = inherit
+  bool private_tmp = false;                // own mount namespace with a tmpfs /tmp
+  int netns_fd = -1;                       // a network namespace to enter (gateway-only)
+  std::optional<uid_t> uid;                // run as this user (and gid) ...
+  gid_t gid = 0;                           // ... dropping every supplementary group
   int stdout_fd = -1;
   int stderr_fd = -1;
 };

@@ -58,13 +58,22 @@ struct RuntimeContext {
   std::string node_path = "node";
   std::string python_path = "python3";
   std::string models_url;  // AIFN_MODELS_URL for instances
+  std::uint16_t gateway_port = 0;  // the server's port: relayed into gateway-only instances
   std::optional<CgroupRoot> cgroup;
+  // Isolation of every instance (see SpawnSpec).
+  std::optional<uid_t> run_uid;
+  gid_t run_gid = 0;
+  std::uint64_t max_open_files = 0;
+  std::uint64_t max_processes = 0;
+  bool private_tmp = false;
   Millis sse_heartbeat{15'000};
   Millis init_timeout{10'000};  // spawn -> first /next
   std::uint64_t max_response = 6ull * 1024 * 1024;  // buffered results
   std::function<void(LogLine)> log_sink;
   // Issues a per-call token for the model gateway (issue: model gateway).
   std::function<std::string()> mint_token;
+  // A secret's value for an instance's environment; nullopt = not set.
+  std::function<Expected<std::optional<std::string>>(const std::string&)> secret_value;
   std::uint64_t next_instance_id = 1;
 };
 
@@ -103,6 +112,7 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   Clock::time_point finished{};
   std::int64_t deadline_epoch_ms = 0;
   std::string instance_id;
+  std::string runtime_id;  // Lambda-Runtime-Aws-Request-Id: `id`, made unique on its instance
 
   boost::asio::awaitable<CallEvent> next_event();
   // Ends the call now: the instance is killed (there is no way to stop one
@@ -110,6 +120,9 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   void abort(Error why);
   bool ended() const { return ended_; }
   std::int64_t exec_ms() const;
+  // Execution time rounded up to the next millisecond, at least 1 once the
+  // runtime took the event; 0 for a call that never ran (Lambda style).
+  std::int64_t billed_ms() const;
 
  private:
   friend class Instance;
@@ -157,6 +170,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // A newer version took over: no new calls; idle instances stop now, busy
   // ones when their calls finish.
   void drain();
+  // Replaces every instance: idle ones stop now, busy ones after their calls
+  // (a secret they hold changed). New calls start fresh instances.
+  void recycle();
   // Kills every instance now (shutdown).
   void stop_all();
 

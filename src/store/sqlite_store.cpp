@@ -1,4 +1,5 @@
 #include "store/sqlite_store.h"
+#include "store/sqlite_stmt.h"
 
 #include <sqlite3.h>
 
@@ -36,29 +37,6 @@ CREATE INDEX IF NOT EXISTS usage_start ON usage(start_ms);
 CREATE INDEX IF NOT EXISTS usage_function ON usage(function, start_ms);
 )sql";
 
-// A prepared statement that finalizes itself.
-class Stmt {
- public:
-  Stmt() = default;
-  ~Stmt() { sqlite3_finalize(s_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  int prepare(sqlite3* db, const std::string& sql) { return sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr); }
-  sqlite3_stmt* get() const { return s_; }
-  void text(int i, const std::string& v) { sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); }
-  void i64(int i, std::int64_t v) { sqlite3_bind_int64(s_, i, v); }
-  void real(int i, double v) { sqlite3_bind_double(s_, i, v); }
-  std::string col_text(int i) const {
-    auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, i));
-    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, i))) : std::string();
-  }
-  std::int64_t col_i64(int i) const { return sqlite3_column_int64(s_, i); }
-  double col_real(int i) const { return sqlite3_column_double(s_, i); }
-
- private:
-  sqlite3_stmt* s_ = nullptr;
-};
-
 const char* group_expr(GroupBy by) {
   switch (by) {
     case GroupBy::function: return "function";
@@ -87,7 +65,7 @@ Expected<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
   // WAL lets readers (/admin/usage) run while the meter writes; NORMAL is
   // durable across process crashes, which is what usage records need.
-  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", kSchema}) {
+  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", kSchema, kSecuritySchema}) {
     std::lock_guard lock(s->mu_);
     if (auto r = s->exec(sql); !r) return tl::unexpected(r.error());
   }

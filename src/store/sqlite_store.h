@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "store/store.h"
@@ -24,6 +25,16 @@ class SqliteStore : public Store {
                                                     std::int64_t until_ms) override;
   Expected<std::vector<UsageRecord>> list_usage(const std::string& function, int limit) override;
   bool healthy() override;
+
+  // sqlite_security.cpp
+  Expected<void> put_secret(const SecretRow& s) override;
+  Expected<std::optional<SecretRow>> get_secret(const std::string& name) override;
+  Expected<std::vector<SecretRow>> list_secrets() override;
+  Expected<bool> delete_secret(const std::string& name) override;
+  Expected<void> insert_key(const ApiKeyRow& k) override;
+  Expected<std::vector<ApiKeyRow>> list_keys() override;
+  Expected<bool> revoke_key(const std::string& id) override;
+  Expected<std::int64_t> count_keys() override;
 
  private:
   SqliteStore(sqlite3* db, std::string url) : db_(db), url_(std::move(url)) {}

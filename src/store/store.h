@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,16 +56,53 @@ struct UsageGroup {
 
 enum class GroupBy { function, key, day, model };
 
-class Store {
+// A secret as stored: `sealed` is nonce + ciphertext (src/security seals and
+// opens it); the store never sees the value.
+struct SecretRow {
+  std::string name;
+  std::string sealed;
+  std::int64_t updated_ms = 0;
+};
+
+// An API key as stored: only a hash of its secret part.
+struct ApiKeyRow {
+  std::string id;
+  std::string name;
+  std::string hash;                 // hex digest of the key's secret part
+  std::vector<std::string> scopes;  // invoke:<fn>|invoke:*|models|admin
+  std::string rate;                 // "20/s", "" = unlimited
+  std::string tokens;               // "50000/min"
+  std::string budget;               // "5.00/day"
+  std::int64_t created_ms = 0;
+  bool revoked = false;
+};
+
+// What the meter needs of a store: one batch of records per transaction.
+class UsageWriter {
  public:
-  virtual ~Store() = default;
-  // Inserts a batch in one transaction.
+  virtual ~UsageWriter() = default;
   virtual Expected<void> insert_usage(const std::vector<UsageRecord>& batch) = 0;
+};
+
+class Store : public UsageWriter {
+ public:
   // Aggregates records with since_ms <= start_ms < until_ms (0 = unbounded).
   virtual Expected<std::vector<UsageGroup>> aggregate_usage(GroupBy by, std::int64_t since_ms,
                                                             std::int64_t until_ms) = 0;
   virtual Expected<std::vector<UsageRecord>> list_usage(const std::string& function, int limit) = 0;
   virtual bool healthy() = 0;  // for /readyz
+
+  // Secrets (DESIGN.md §9). list_secrets leaves `sealed` empty.
+  virtual Expected<void> put_secret(const SecretRow& s) = 0;
+  virtual Expected<std::optional<SecretRow>> get_secret(const std::string& name) = 0;
+  virtual Expected<std::vector<SecretRow>> list_secrets() = 0;
+  virtual Expected<bool> delete_secret(const std::string& name) = 0;  // false: there was none
+
+  // API keys. count_keys counts every key ever created, revoked ones too.
+  virtual Expected<void> insert_key(const ApiKeyRow& k) = 0;
+  virtual Expected<std::vector<ApiKeyRow>> list_keys() = 0;
+  virtual Expected<bool> revoke_key(const std::string& id) = 0;  // false: no such key
+  virtual Expected<std::int64_t> count_keys() = 0;
 };
 
 // "sqlite:PATH" (creates the file and its folder). Errors name the URL.

@@ -233,5 +233,37 @@ TEST(OpenStore, InMemory) {
   EXPECT_TRUE((*s)->insert_usage({rec("a", 1)}));
 }
 
+TEST_F(StoreTest, SecretsAreReplacedListedByNameAndDeleted) {
+  ASSERT_TRUE(store_->put_secret({"API_TOKEN", "sealed-1", 1}));
+  ASSERT_TRUE(store_->put_secret({"API_TOKEN", "sealed-2", 2}));
+  ASSERT_TRUE(store_->put_secret({"OTHER", "sealed-3", 3}));
+  auto got = store_->get_secret("API_TOKEN");
+  ASSERT_TRUE(got && *got);
+  EXPECT_EQ((*got)->sealed, "sealed-2");
+  auto list = store_->list_secrets();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].name, "API_TOKEN");
+  EXPECT_TRUE((*list)[0].sealed.empty());  // listing never carries the value
+  EXPECT_TRUE(*store_->delete_secret("OTHER"));
+  EXPECT_FALSE(*store_->delete_secret("OTHER"));
+  EXPECT_FALSE(*store_->get_secret("OTHER"));
+}
+
+TEST_F(StoreTest, KeysAreKeptWithScopesAndRevokedNotForgotten) {
+  ApiKeyRow k{"k1", "ci", "abc", {"invoke:summarize", "models"}, "20/s", "50000/min", "5.00/day", 10, false};
+  ASSERT_TRUE(store_->insert_key(k));
+  ASSERT_TRUE(store_->insert_key({"k2", "other", "def", {"admin"}, "", "", "", 11, false}));
+  EXPECT_TRUE(*store_->revoke_key("k1"));
+  EXPECT_FALSE(*store_->revoke_key("nope"));
+  auto keys = store_->list_keys();
+  ASSERT_TRUE(keys);
+  ASSERT_EQ(keys->size(), 2u);
+  EXPECT_EQ((*keys)[0].scopes, (std::vector<std::string>{"invoke:summarize", "models"}));
+  EXPECT_EQ((*keys)[0].budget, "5.00/day");
+  EXPECT_TRUE((*keys)[0].revoked);
+  EXPECT_EQ(*store_->count_keys(), 2);
+}
+
 }  // namespace
 }  // namespace aifn::store

@@ -10,16 +10,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string run_cli(const std::string& args) {
-  std::string out;
-  if (FILE* p = ::popen((binary() + " " + args + " 2>&1").c_str(), "r")) {
-    char buf[4096];
-    while (std::fgets(buf, sizeof buf, p)) out += buf;
-    ::pclose(p);
-  }
-  return out;
-}
-
 TEST(Admin, UsageRowsMatchTheCallsMade) {
   FunctionsDir fns{{"metered", "memory = \"128MiB\"\n"}, {"other", ""}};
   Server s(fns.path());
@@ -60,11 +50,31 @@ TEST(Admin, DeployInstallsANewVersionWhileCallsFinishOnTheOld) {
   EXPECT_EQ(info.at("version").as_string(), "2");
 }
 
+TEST(Admin, CallsWaitingForAnInstanceMoveToTheNewVersion) {
+  FunctionsDir fns{{"busy", "max_instances = 1\nqueue_timeout = \"20s\"\n"}};
+  Server s(fns.path());
+  auto running = std::async(std::launch::async, [&] { return s.post("/fn/busy", R"({"sleep_ms":3000})"); });
+  ASSERT_TRUE(eventually([&] { return instance_count(s, "busy") == 1; }, 5s));
+  std::this_thread::sleep_for(300ms);
+  auto waiting = std::async(std::launch::async, [&] { return s.post("/fn/busy", "{}"); });
+  std::this_thread::sleep_for(300ms);  // queued behind the running call
+  auto v2 = fns.path() / "v2";
+  write_function(v2, "name = \"busy\"\nruntime = \"node\"\nhandler = \"index.handler\"\n",
+                 {{"index.js", "exports.handler = async () => ({version: 2});"}});
+  ASSERT_NE(run_cli("deploy " + v2.string() + " --server " + s.url("")).find("version 2"), std::string::npos);
+  ASSERT_EQ(waiting.wait_for(2500ms), std::future_status::ready);  // not held until the old call ends
+  auto w = waiting.get();
+  EXPECT_EQ(w.status, 200) << w.body;
+  EXPECT_EQ(w.body, R"({"version":2})");
+  EXPECT_EQ(running.get().status, 200);
+}
+
 TEST(Admin, DeployedVersionSurvivesARestart) {
   FunctionsDir fns;
   fs::create_directories(fns.path() / "none-here");
   auto src = fns.path() / "src";
-  write_function(src, "name = \"kept\"\nruntime = \"node\"\nhandler = \"index.handler\"\n",
+  // No `name` in the manifest: the upload's URL names it, also after the restart.
+  write_function(src, "runtime = \"node\"\nhandler = \"index.handler\"\n",
                  {{"index.js", "exports.handler = async () => 'kept';"}});
   auto tar = functions::create_tar_gz(src.string());
   ASSERT_TRUE(tar);
@@ -144,6 +154,10 @@ TEST(Admin, CliInvokesAndStreams) {
   out = run_cli("invoke stream -d '{\"chunks\":3,\"gap_ms\":10}' --stream --server " + s.url(""));
   EXPECT_EQ(out, "chunk0\nchunk1\nchunk2\n");
   out = run_cli("invoke nope --server " + s.url(""));
+  EXPECT_NE(out.find("404 not_found"), std::string::npos) << out;
+  out = run_cli("invoke nope --stream --server " + s.url(""));  // errors print the same when streaming
+  EXPECT_NE(out.find("404 not_found"), std::string::npos) << out;
+  out = run_cli("logs nope --server " + s.url(""));
   EXPECT_NE(out.find("404 not_found"), std::string::npos) << out;
   EXPECT_NE(run_cli("version").find("aifn "), std::string::npos);
 }

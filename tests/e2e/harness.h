@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -177,6 +178,18 @@ class Server {
 };
 
 inline boost::json::value json(const std::string& s) { return boost::json::parse(s); }
+
+// Runs the aifn CLI through /bin/sh with `prefix` in front (env assignments
+// such as "AIFN_KEY=...", or a pipe into it); returns stdout and stderr together.
+inline std::string run_cli(const std::string& args, const std::string& prefix = "") {
+  std::string out;
+  if (FILE* p = ::popen((prefix + " " + binary() + " " + args + " 2>&1").c_str(), "r")) {
+    char buf[4096];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    ::pclose(p);
+  }
+  return out;
+}
 
 // Children of `pid` (direct), from /proc.
 inline std::vector<int> children_of(int pid) {

@@ -177,5 +177,39 @@ TEST(Invoke, MetricsExposeCallsColdStartsAndInstances) {
   EXPECT_EQ(s.get("/readyz").status, 200);
 }
 
+TEST(Invoke, CachedFunctionAnswersIdenticalInputFromTheCache) {
+  FunctionsDir fns{{"cached", "[cache]\nttl = \"1h\"\n"},
+                   {"short", "[cache]\nttl = \"300ms\"\n"},
+                   {"cached-stream", "[cache]\nttl = \"1h\"\n", "node", "index.stream"}};
+  Server s(fns.path());
+  auto first = s.post("/fn/cached", R"({"a":1,"b":[1,2]})");
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.header("x-aifn-cache"), "miss");
+  auto again = s.post("/fn/cached", R"({ "b":[1,2], "a":1 })");  // same document, other spelling
+  EXPECT_EQ(again.header("x-aifn-cache"), "hit");
+  EXPECT_EQ(again.body, first.body);  // remaining_ms would differ had the function run again
+  auto other = s.post("/fn/cached", R"({"a":2,"b":[1,2]})");
+  EXPECT_EQ(other.header("x-aifn-cache"), "miss");
+
+  auto s1 = s.post("/fn/cached-stream", R"({"chunks":3,"gap_ms":10})");
+  EXPECT_EQ(s1.header("x-aifn-cache"), "miss");
+  auto s2 = s.post("/fn/cached-stream", R"({"chunks":3,"gap_ms":10})");
+  EXPECT_EQ(s2.header("x-aifn-cache"), "hit");
+  EXPECT_EQ(s2.body, "chunk0\nchunk1\nchunk2\n");
+  EXPECT_EQ(s2.header("content-type"), "text/plain");
+
+  auto t1 = s.post("/fn/short", "{}");
+  std::this_thread::sleep_for(500ms);
+  auto t2 = s.post("/fn/short", "{}");
+  EXPECT_EQ(t2.header("x-aifn-cache"), "miss");  // expired
+  EXPECT_NE(t2.body, t1.body);
+
+  auto rows = json(s.get("/admin/usage").body).at("rows").as_array();
+  std::int64_t hits = 0;
+  for (auto& r : rows) hits += r.at("cache_hits").as_int64();
+  EXPECT_EQ(hits, 2);
+  EXPECT_EQ(json(s.get("/admin/functions/cached").body).at("cache_ttl_ms").as_int64(), 3600000);
+}
+
 }  // namespace
 }  // namespace aifn::e2e

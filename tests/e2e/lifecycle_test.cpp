@@ -50,7 +50,7 @@ TEST(Lifecycle, DeadlineKillsTheWholeProcessGroupWith504) {
   Server s(fns.path());
   s.post("/fn/deadline", "{}");  // warm: time the deadline, not the boot
   int pid = instance_pid(s, "deadline");
-  auto pidfile = fns.path() / "child.pid";
+  auto pidfile = fns.path() / "deadline" / "child.pid";  // in the function's folder: instances have their own /tmp
   auto t0 = std::chrono::steady_clock::now();
   auto r = s.post("/fn/deadline", R"({"sleep_ms":10000,"child_pid_file":")" + pidfile.string() + "\"}");
   auto took = std::chrono::steady_clock::now() - t0;
@@ -106,6 +106,36 @@ TEST(Lifecycle, ConcurrentCallsSpreadOverUpToMaxInstances) {
   }
   EXPECT_EQ(pids.size(), 3u);
   EXPECT_EQ(instance_count(s, "spread"), 3u);
+}
+
+TEST(Lifecycle, SharedInstanceKeepsCallsWithTheSameRequestIdApart) {
+  FunctionsDir fns{{"shared", "concurrency = 2\nmax_instances = 1\n"}};
+  Server s(fns.path());
+  auto call = [&](int ms) {
+    return s.post("/fn/shared", R"({"sleep_ms":)" + std::to_string(ms) + "}", {{"X-Request-Id", "same-id"}});
+  };
+  auto a = std::async(std::launch::async, call, 600);
+  auto b = std::async(std::launch::async, call, 300);
+  auto ra = a.get(), rb = b.get();
+  ASSERT_EQ(ra.status, 200) << ra.body;
+  ASSERT_EQ(rb.status, 200) << rb.body;
+  EXPECT_EQ(json_int(ra.body, "pid"), json_int(rb.body, "pid"));
+  EXPECT_EQ(json(ra.body).at("event").at("sleep_ms").as_int64(), 600);  // each got its own answer
+  EXPECT_EQ(json(rb.body).at("event").at("sleep_ms").as_int64(), 300);
+}
+
+TEST(Lifecycle, ATimeoutOnASharedInstanceTellsTheOtherCallWhy) {
+  FunctionsDir fns{{"pair", "concurrency = 2\nmax_instances = 1\ntimeout = \"1s\"\n"}};
+  Server s(fns.path());
+  ASSERT_EQ(s.post("/fn/pair", "{}").status, 200);  // warm, so both calls start when sent
+  auto slow = std::async(std::launch::async, [&] { return s.post("/fn/pair", R"({"sleep_ms":5000})"); });
+  std::this_thread::sleep_for(200ms);
+  auto other = std::async(std::launch::async, [&] { return s.post("/fn/pair", R"({"sleep_ms":3000})"); });
+  auto rs = slow.get(), ro = other.get();
+  EXPECT_EQ(rs.status, 504) << rs.body;
+  EXPECT_EQ(ro.status, 502) << ro.body;
+  EXPECT_EQ(error_type(ro.body), "instance_crashed");
+  EXPECT_NE(ro.body.find("another call"), std::string::npos) << ro.body;
 }
 
 TEST(Lifecycle, ClientDisconnectCancelsTheCall) {

@@ -30,6 +30,8 @@ let log = '';
 const anon = () => new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', maxRetries: 0,
                                 defaultHeaders: { Authorization: null } });
 
+const adminKey = () => fs.readFileSync(path.join(dir, 'data', 'admin.key'), 'utf8').trim();
+
 async function usageRows(groupBy) {
   const r = await fetch(`${base}/admin/usage?group_by=${groupBy}`);
   assert.equal(r.status, 200);
@@ -109,7 +111,7 @@ model = "slow/slow"
 template = "{{json .}}"
 output = "json"
 max_tokens = 3000
-temperature = 1
+temperature = 0
 `);
   // probe: calls the gateway with the model the event names and reports what
   // happened, plus its token (to try it again after the call ended).
@@ -355,4 +357,28 @@ test('an abandoned stream stops generating and bills what was produced', async (
   assert.ok(billed >= 2, `tokens_out ${billed}`);
   assert.ok(billed < 1000, `generation did not stop: tokens_out ${billed} after ${elapsed} ms`);
   assert.equal(row.errors - before.errors, 1);  // recorded as a client disconnect (499)
+});
+
+// Last: creating a key ends the open mode for every later request.
+test('API keys with the models scope call /v1; their calls are recorded with the key', async () => {
+  const made = await fetch(`${base}/admin/keys`, { method: 'POST',
+    body: JSON.stringify({ name: 'sdk', scopes: ['models'], tokens: '100000/min' }) });
+  assert.equal(made.status, 201);
+  const { key, id } = await made.json();
+  const other = await fetch(`${base}/admin/keys`, { method: 'POST', headers: { Authorization: `Bearer ${adminKey()}` },
+    body: JSON.stringify({ name: 'fn-only', scopes: ['invoke:probe'] }) });
+  const fnOnly = (await other.json()).key;
+  await assert.rejects(anon().models.list(), (e) => e instanceof OpenAI.AuthenticationError);
+  const wrongScope = new OpenAI({ baseURL: `${base}/v1`, apiKey: fnOnly, maxRetries: 0 });
+  await assert.rejects(wrongScope.models.list(), (e) => e instanceof OpenAI.PermissionDeniedError);
+  const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0 });
+  const r = await client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'hi' }],
+                                                  max_tokens: 4, seed: 7 });
+  assert.equal(r.usage.completion_tokens, 4);
+  const rows = await eventually(async () => {
+    const u = await fetch(`${base}/admin/usage?group_by=key`, { headers: { Authorization: `Bearer ${adminKey()}` } });
+    const row = (await u.json()).rows.find((x) => x.key === id);
+    return row && row.tokens_out === 4 ? row : null;
+  });
+  assert.ok(rows, 'no usage row for the key');
 });

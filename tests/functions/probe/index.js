@@ -19,6 +19,34 @@ exports.handler = async (event, context) => {
     for (let i = 0; i < event.alloc_mb; i++) keep.push(Buffer.alloc(1 << 20, 1));
     return { allocated_mb: keep.length };
   }
+  if (event.env_name) return { pid: process.pid, value: process.env[event.env_name] ?? null };
+  if (event.connect_port) {
+    // Can this instance open a TCP connection to 127.0.0.1:connect_port?
+    const net = require('node:net');
+    return await new Promise((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: event.connect_port });
+      s.setTimeout(2000, () => { s.destroy(); resolve({ reached: false, error: 'timeout' }); });
+      s.on('connect', () => { s.end(); resolve({ reached: true }); });
+      s.on('error', (e) => resolve({ reached: false, error: e.code }));
+    });
+  }
+  if (event.gateway_health) {
+    const url = process.env.AIFN_MODELS_URL.replace(/\/v1$/, '/healthz');
+    const r = await fetch(url);
+    return { status: r.status, body: await r.text() };
+  }
+  if (event.isolation) {
+    // What the instance sees of the host: its user, limits and /tmp.
+    const limits = fs.readFileSync('/proc/self/limits', 'utf8');
+    const limit = (name) => (limits.split('\n').find((l) => l.startsWith(name)) || '').trim().split(/\s{2,}/)[1];
+    if (event.write_tmp) fs.writeFileSync('/tmp/' + event.write_tmp, 'x');
+    return {
+      uid: process.getuid(),
+      nofile: limit('Max open files'),
+      nproc: limit('Max processes'),
+      tmp: fs.readdirSync('/tmp').sort(),
+    };
+  }
   return {
     pid: process.pid,
     event,
