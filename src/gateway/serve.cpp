@@ -14,6 +14,7 @@
 
 #include "functions/registry.h"
 #include "gateway/gateway.h"
+#include "models/openai_provider.h"
 #include "runtime/process.h"
 
 namespace aifn::gateway {
@@ -155,7 +156,10 @@ int run_server(const config::Server& cfg) {
   opts.read_timeout = cfg.idle_read_timeout;
   opts.idle_timeout = cfg.idle_read_timeout;
   models::TokenRegistry tokens;
-  auto router = models::make_router(cfg, io.get_executor());
+  // Provider keys: "env:NAME" from this process's environment, "secret:NAME"
+  // from the secret store; resolved once, here.
+  auto router = models::make_router(
+      cfg, io.get_executor(), models::secret_key_resolver([&secrets](const std::string& n) { return secrets.get(n); }));
   Gateway gateway({cfg, registry, **store, meter, logs, auth, keys, limits, secrets, router.get(), &tokens});
   http::Server server(io, opts, [&gateway](http::Exchange& ex) { return gateway.handle(ex); });
   if (auto r = server.listen(listen->first, listen->second); !r) {

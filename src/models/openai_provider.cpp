@@ -185,6 +185,17 @@ KeyResolver env_key_resolver() {
   };
 }
 
+KeyResolver secret_key_resolver(SecretGetter get_secret) {
+  return [get = std::move(get_secret), env = env_key_resolver()](std::string_view ref) -> Expected<std::string> {
+    if (!ref.starts_with("secret:")) return env(ref);
+    std::string name(ref.substr(7));
+    auto v = get(name);
+    if (!v) return fail(v.error().type, fmt::format("api_key {}: {}", ref, v.error().message));
+    if (!*v) return fail(ErrorType::unavailable, fmt::format("api_key {}: no such secret (set it with `aifn secrets`)", ref));
+    return std::move(**v);
+  };
+}
+
 UpstreamOptions upstream_options(const config::Provider& cfg) {
   UpstreamOptions o;
   if (cfg.connect_timeout) o.connect_timeout = *cfg.connect_timeout;

@@ -19,6 +19,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,10 @@ namespace aifn::models {
 // the secret store can plug in; env_key_resolver() handles "env:" only.
 using KeyResolver = std::function<Expected<std::string>(std::string_view reference)>;
 KeyResolver env_key_resolver();
+// "env:NAME" as above, and "secret:NAME" through `get_secret` (the secret
+// store: Secrets::get). A secret that is not there is `unavailable`.
+using SecretGetter = std::function<Expected<std::optional<std::string>>(const std::string& name)>;
+KeyResolver secret_key_resolver(SecretGetter get_secret);
 
 // The client options a [[providers]] entry asks for (timeouts, max_attempts,
 // ca_file); the rest keep UpstreamOptions' defaults.

@@ -449,6 +449,23 @@ TEST(OpenAIProviderKeys, ResolverErrorsNameTheReferenceOnly) {
   EXPECT_EQ(p.error().message.find("sk-literal-key"), std::string::npos) << p.error().message;
 }
 
+TEST(OpenAIProviderKeys, SecretsComeFromTheStore) {
+  std::map<std::string, std::string> store{{"OPENAI", "sk-from-the-store-0123456789"}};
+  auto resolve = secret_key_resolver([&](const std::string& name) -> Expected<std::optional<std::string>> {
+    if (name == "BROKEN") return fail(ErrorType::internal, "store is down");
+    auto it = store.find(name);
+    return it == store.end() ? std::optional<std::string>() : std::optional<std::string>(it->second);
+  });
+  EXPECT_EQ(*resolve("secret:OPENAI"), "sk-from-the-store-0123456789");
+  auto missing = resolve("secret:NOPE");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().type, ErrorType::unavailable);
+  EXPECT_NE(missing.error().message.find("secret:NOPE"), std::string::npos);
+  EXPECT_FALSE(resolve("secret:BROKEN"));
+  ::setenv("AIFN_TEST_OPENAI_ENV_KEY", "sk-env", 1);
+  EXPECT_EQ(*resolve("env:AIFN_TEST_OPENAI_ENV_KEY"), "sk-env");
+}
+
 TEST(OpenAIProviderBody, OnlySetSamplingFieldsAndStreamOptions) {
   CompletionRequest r;
   r.model = "m";

@@ -123,7 +123,8 @@ net::awaitable<ProviderResult<Served<Embeddings>>> Router::embed(const std::stri
   co_return tl::unexpected(std::move(last));
 }
 
-std::unique_ptr<Router> make_router(const config::Server& cfg, const net::any_io_executor& io) {
+std::unique_ptr<Router> make_router(const config::Server& cfg, const net::any_io_executor& io,
+                                    const std::function<Expected<std::string>(std::string_view)>& resolve_key) {
   std::vector<config::Provider> wanted = cfg.providers;
   std::vector<config::ModelRoute> models = cfg.models;
   if (wanted.empty()) {
@@ -143,7 +144,7 @@ std::unique_ptr<Router> make_router(const config::Server& cfg, const net::any_io
       providers.push_back(std::make_unique<GgufProvider>(io, GgufOptions{p.name, p.path, p.threads, 4}));
     } else if (p.kind == "openai") {
       // The key is resolved once, here; its reference may be named in a log, the key never.
-      auto op = OpenAIProvider::create(io, p, env_key_resolver(), upstream_options(p));
+      auto op = OpenAIProvider::create(io, p, resolve_key ? resolve_key : env_key_resolver(), upstream_options(p));
       if (op) {
         providers.push_back(std::move(*op));
       } else {
