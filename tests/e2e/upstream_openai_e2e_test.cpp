@@ -138,6 +138,7 @@ class UpstreamOpenAIE2E : public ::testing::Test {
     provider("up", https + "/v1", "ca_file = \"" + ca_file + "\"\napi_key = \"env:AIFN_E2E_UPSTREAM_KEY\"");
     provider("flaky", https + "/flaky/v1", "ca_file = \"" + ca_file + "\"\napi_key = \"env:AIFN_E2E_UPSTREAM_KEY\"");
     provider("untrusted", https + "/v1", "max_attempts = 1");  // system trust store: our CA is unknown
+    provider("nosecret", https + "/v1", "ca_file = \"" + ca_file + "\"\napi_key = \"secret:AIFN_E2E_NOT_SET\"");
     conf += "[[models]]\nname = \"chat\"\nroute = [\"down/tiny\", \"up/tiny\"]\n";
     conf += "[[models]]\nname = \"retry\"\nroute = [\"flaky/tiny\"]\n";
     gateway_ = new Server(dir_ / "functions", {}, conf);
@@ -239,6 +240,13 @@ TEST_F(UpstreamOpenAIE2E, UnknownCaIsRefused) {
   auto r = gateway_->post("/v1/chat/completions", chat_body("untrusted/tiny", false));
   EXPECT_GE(r.status, 500) << r.body;
   EXPECT_NE(r.body.find("TLS handshake failed"), std::string::npos) << r.body;
+}
+
+TEST_F(UpstreamOpenAIE2E, ProviderWhoseSecretIsMissingIsUnavailable) {
+  auto r = gateway_->post("/v1/chat/completions", chat_body("nosecret/tiny", false));
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(gateway_->log().find("event=provider_unavailable provider=nosecret"), std::string::npos) << gateway_->log();
+  EXPECT_NE(gateway_->log().find("secret:AIFN_E2E_NOT_SET"), std::string::npos);
 }
 
 TEST_F(UpstreamOpenAIE2E, KeyNeverInTheGatewayLog) {
