@@ -1,4 +1,6 @@
 #include "cli/cli.h"
+#include "cli/client.h"
+#include "cli/jobs_cli.h"
 
 #include <unistd.h>
 
@@ -99,6 +101,11 @@ int run(int argc, char** argv) {
   invoke->add_option("NAME", fn_name)->required();
   invoke->add_option("-d,--data", data, "JSON event, or @file (@- for stdin)");
   invoke->add_flag("--stream", stream, "print the answer as it is produced");
+  bool as_job = false, wait_job = false;
+  invoke->add_flag("--job", as_job, "enqueue a background job; prints its id");
+  invoke->add_flag("--wait", wait_job, "with --job: wait for the job and print its result");
+  JobsCommand jobs_cmd;
+  add_jobs_command(app, jobs_cmd);
 
   auto* logs = app.add_subcommand("logs", "show a function's output");
   std::string logs_name;
@@ -182,6 +189,8 @@ int run(int argc, char** argv) {
                 << "\n";
       return 0;
     }
+    if (*invoke && as_job) return invoke_job(client, fn_name, read_data_arg(data), wait_job);
+    if (*jobs_cmd.jobs) return run_jobs(client, jobs_cmd);
     if (*invoke) {
       auto r = request(client, "POST", "/fn/" + fn_name);
       r.headers["Content-Type"] = "application/json";

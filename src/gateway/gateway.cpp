@@ -83,6 +83,7 @@ net::awaitable<void> Gateway::handle(http::Exchange& ex) {
       co_return;
     }
   }
+  if (co_await route_jobs(ex, path)) co_return;  // /fn/{name}/jobs, /jobs..., Lambda invoke
   if (path == "/healthz") {
     co_await ex.respond(200, "application/json", R"({"status":"ok"})");
   } else if (path == "/readyz") {

@@ -8,17 +8,20 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/value.hpp>
 
 #include "cache/lru_cache.h"
+#include "cache/single_flight.h"
 #include "config/config.h"
 #include "functions/registry.h"
 #include "gateway/log_store.h"
 #include "gateway/metrics.h"
 #include "http/server.h"
+#include "jobs/jobs.h"
 #include "metering/metering.h"
 #include "models/router.h"
 #include "models/token_registry.h"
@@ -43,6 +46,7 @@ struct GatewayDeps {
   // The model gateway (/v1/*); null: /v1 answers 503.
   models::Router* router = nullptr;
   models::TokenRegistry* tokens = nullptr;
+  jobs::Jobs* jobs = nullptr;  // background jobs (jobs_routes.cpp); null = job routes answer 503
 };
 
 // What a prompt function call used, for its usage record.
@@ -53,7 +57,14 @@ struct PromptCallMeter {
   std::string model;  // "provider/model" that answered
   std::int64_t tokens_in = 0;
   std::int64_t tokens_out = 0;
+  bool cacheable = false;    // in: the function has [cache] ttl (answers say X-Aifn-Cache: miss)
+  std::string answer;        // out, on success: the whole answer, to cache
+  std::string answer_type;   // its content type
 };
+
+// How a synchronous call reports a function's failure: aifn's error shape
+// (DESIGN.md §6), or AWS Lambda's Invoke API (200 + X-Amz-Function-Error).
+enum class CallShape { aifn, lambda };
 
 class Gateway {
  public:
@@ -62,7 +73,16 @@ class Gateway {
   Metrics& metrics() { return metrics_; }
 
  private:
-  boost::asio::awaitable<void> invoke(http::Exchange& ex, const std::string& name);
+  boost::asio::awaitable<void> invoke(http::Exchange& ex, const std::string& name,
+                                      CallShape shape = CallShape::aifn);
+  // Jobs and the Lambda-compatible invoke (jobs_routes.cpp).
+  boost::asio::awaitable<bool> route_jobs(http::Exchange& ex, std::string_view path);
+  boost::asio::awaitable<void> enqueue(http::Exchange& ex, const std::string& name, bool lambda_event);
+  boost::asio::awaitable<void> job_events(http::Exchange& ex, const std::string& id);
+  boost::asio::awaitable<void> lambda_invoke(http::Exchange& ex, const std::string& name);
+  // Reads and checks a call's JSON event (size, JSON, schema); the error is
+  // answered already when it returns none.
+  boost::asio::awaitable<std::optional<std::string>> read_event(http::Exchange& ex, const functions::Deployed& fn);
   boost::asio::awaitable<void> admin(http::Exchange& ex, std::string_view rest);
   boost::asio::awaitable<void> admin_logs(http::Exchange& ex, const std::string& name);
   boost::asio::awaitable<void> ready(http::Exchange& ex);
@@ -77,7 +97,9 @@ class Gateway {
 
   GatewayDeps d_;
   Metrics metrics_;
-  cache::LruCache responses_;  // functions' [cache] ttl answers
+  cache::LruCache responses_;  // functions' [cache] ttl answers and deterministic /v1 answers
+  // Identical cacheable /v1 completions in flight share one model call.
+  cache::SingleFlight<models::ProviderResult<models::Served<models::Completion>>> model_flights_;
 };
 
 // A request id from the client when it is sane, else a new one.

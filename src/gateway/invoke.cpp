@@ -23,9 +23,26 @@ constexpr std::size_t kMaxCachedStream = 1 << 20;
 
 bool is_sse(std::string_view content_type) { return content_type.rfind("text/event-stream", 0) == 0; }
 
+// AWS Lambda's Invoke API reports a failed execution as 200 with
+// X-Amz-Function-Error: Unhandled and {"errorType","errorMessage"}; failures
+// before the function ran (throttled, ...) keep aifn's status and body.
+void lambda_error_shape(const Error& e, http::Response& res) {
+  std::string type;
+  if (e.type == ErrorType::function_error) type = e.function_error_type.empty() ? "Error" : e.function_error_type;
+  else if (e.type == ErrorType::timeout) type = "Sandbox.Timedout";
+  else if (e.type == ErrorType::instance_crashed || e.type == ErrorType::out_of_memory) type = "Runtime.ExitError";
+  else return;
+  res.result(http::bhttp::status::ok);
+  res.set("X-Amz-Function-Error", "Unhandled");
+  if (e.type == ErrorType::function_error && !e.function_error_body.empty())
+    res.body() = e.function_error_body;
+  else
+    res.body() = boost::json::serialize(boost::json::object{{"errorType", type}, {"errorMessage", e.message}});
+}
+
 }  // namespace
 
-net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name) {
+net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name, CallShape shape) {
   auto started = std::chrono::steady_clock::now();
   auto start_ms = epoch_ms_now();
   auto dep = d_.registry.find(name);
@@ -140,7 +157,10 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
   if (!dep->pool) {
     // runtime = "prompt": no instance; the model answers (prompt_call.cpp).
     PromptCallMeter pm;
+    pm.cacheable = !cache_key.empty();
     co_await invoke_prompt(ex, *dep, *doc, pm);
+    if (pm.cacheable && pm.status == 200 && !pm.answer_type.empty() && !ex.client_gone())
+      responses_.put(cache_key, {pm.answer_type, std::move(pm.answer)}, *dep->spec->cfg.cache_ttl);
     if (ex.client_gone() && pm.status == 200) {
       pm.status = 499;
       pm.error_type = "client_disconnected";
@@ -165,7 +185,14 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     d_.meter.record(std::move(r));
     co_return;
   }
-  auto got = co_await dep->pool->invoke(ex.request_id, std::string(text));
+  // One execution, two shapes (DESIGN.md §4): on_timeout / on_disconnect =
+  // "job" let this call turn into a background job without a restart.
+  runtime::CallOptions call_opts;
+  if (d_.jobs && (cfg.on_timeout == "job" || cfg.on_disconnect == "job")) {
+    call_opts.handoff_timeout = cfg.job_timeout;
+    call_opts.handoff_at_deadline = cfg.on_timeout == "job";
+  }
+  auto got = co_await dep->pool->invoke(ex.request_id, std::string(text), call_opts);
   // A deploy landed while this call waited for an instance of the old
   // version: it runs on the new one (validated again: the schema may differ).
   for (std::shared_ptr<const functions::Deployed> fresh; !got && dep->pool->draining() &&
@@ -178,7 +205,7 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
         co_return;
       }
     }
-    got = co_await dep->pool->invoke(ex.request_id, std::string(text));
+    got = co_await dep->pool->invoke(ex.request_id, std::string(text), call_opts);
   }
   if (!got) {
     co_await reject(got.error());
@@ -194,10 +221,15 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     d_.tokens->add(inv->token, grant);
     token_scope.emplace(d_.tokens, inv->token);
   }
-  // on_disconnect = cancel: a caller who leaves stops the work; what ran is billed.
-  ex.watch_disconnect([w = std::weak_ptr<runtime::Invocation>(inv)] {
-    if (auto i = w.lock()) i->abort(Error(ErrorType::bad_request, "the client disconnected"));
-  });
+  // A caller who leaves: on_disconnect = cancel stops the work (what ran is
+  // billed); finish lets it complete; job keeps it running as a job.
+  auto client_left = [w = std::weak_ptr<runtime::Invocation>(inv), mode = cfg.on_disconnect] {
+    auto i = w.lock();
+    if (!i || i->handed_off() || mode == "finish") return;
+    if (mode == "job" && i->request_handoff()) return;
+    i->abort(Error(ErrorType::bad_request, "the client disconnected"));
+  };
+  ex.watch_disconnect(client_left);
 
   auto timing = [&] {
     return fmt::format("init;dur={}, exec;dur={}", inv->init_ms,
@@ -238,7 +270,7 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
         head.set(http::bhttp::field::cache_control, "no-cache");
         head.set("X-Accel-Buffering", "no");
         if (!cache_key.empty()) head.set("X-Aifn-Cache", "miss");
-        if (!co_await ex.start_stream(head)) inv->abort(Error(ErrorType::bad_request, "the client disconnected"));
+        if (!co_await ex.start_stream(head)) client_left();
         break;
       }
       case EventKind::chunk:
@@ -247,8 +279,36 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
           if (stream_copy.size() + ev.data.size() <= kMaxCachedStream) stream_copy += ev.data;
           else cache_key.clear();
         }
-        if (!co_await ex.write_chunk(ev.data)) inv->abort(Error(ErrorType::bad_request, "the client disconnected"));
+        if (!ex.client_gone() && !co_await ex.write_chunk(ev.data)) client_left();
         break;
+      case EventKind::handoff: {
+        if (streaming && !ex.client_gone()) {
+          // The stream's head is out; it cannot become a 202 any more.
+          inv->abort(Error(ErrorType::timeout, fmt::format("the function did not finish within its timeout of {}",
+                                                           format_duration(cfg.timeout))));
+          break;
+        }
+        std::string input(text);
+        auto job = co_await d_.jobs->adopt(*dep, inv, input);
+        if (!job) {
+          inv->abort(job.error());
+          break;
+        }
+        spdlog::info("event=call_became_job function={} request_id={} job={} reason={}", name, ex.request_id, job->id,
+                     ex.client_gone() ? "client_disconnected" : "timeout");
+        metrics_.call(name, 202, "", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+                      inv->cold_start);
+        if (!ex.client_gone()) {
+          http::Response res{http::bhttp::status::accepted, 11};
+          res.set(http::bhttp::field::content_type, "application/json");
+          res.set(http::bhttp::field::location, "/jobs/" + job->id);
+          res.set("X-Aifn-Cold-Start", inv->cold_start ? "true" : "false");
+          res.body() = boost::json::serialize(
+              boost::json::object{{"id", job->id}, {"status", job->status}, {"status_url", "/jobs/" + job->id}});
+          co_await ex.respond(res);
+        }
+        co_return;  // the job records the call's usage when it ends
+      }
       case EventKind::done:
         co_await ex.end_stream();
         if (!cache_key.empty() && !ex.client_gone())
@@ -272,6 +332,7 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
             res.set("Server-Timing", timing());
             if (e.type == ErrorType::function_error) res.set("X-Amz-Function-Error", "Unhandled");
             res.body() = error_body(e);
+            if (shape == CallShape::lambda) lambda_error_shape(e, res);
             co_await ex.respond(res);
           }
         } else if (!client_left) {

@@ -32,6 +32,23 @@ std::string find_runtimes_dir() {
   return "runtimes";
 }
 
+// The jobs service: this node's lease-owner name and the webhook signing
+// secret live in the data dir (generated on first start, mode 0600).
+std::optional<std::unique_ptr<jobs::Jobs>> start_jobs(net::io_context& io, const config::Server& cfg,
+                                                      store::Store& store, functions::Registry& registry,
+                                                      metering::Meter& meter) {
+  auto node = jobs::load_or_create_node_id(cfg.data_dir);
+  auto secret = jobs::load_or_create_webhook_secret(cfg.webhook_secret, cfg.data_dir);
+  if (!node || !secret) {
+    spdlog::critical("jobs: {}", (!node ? node.error() : secret.error()).message);
+    return std::nullopt;
+  }
+  jobs::JobsOptions opts;
+  opts.node_id = *node;
+  opts.webhook_secret = *secret;
+  return std::make_unique<jobs::Jobs>(io, store, registry, meter, std::move(opts));
+}
+
 namespace {
 
 std::string env_or_empty(const char* name) {
@@ -160,7 +177,13 @@ int run_server(const config::Server& cfg) {
   // from the secret store; resolved once, here.
   auto router = models::make_router(
       cfg, io.get_executor(), models::secret_key_resolver([&secrets](const std::string& n) { return secrets.get(n); }));
-  Gateway gateway({cfg, registry, **store, meter, logs, auth, keys, limits, secrets, router.get(), &tokens});
+  auto jobs = start_jobs(io, cfg, **store, registry, meter);
+  if (!jobs) {
+    registry.stop_all();
+    return 1;
+  }
+  Gateway gateway({cfg, registry, **store, meter, logs, auth, keys, limits, secrets, router.get(), &tokens,
+                   jobs->get()});
   http::Server server(io, opts, [&gateway](http::Exchange& ex) { return gateway.handle(ex); });
   if (auto r = server.listen(listen->first, listen->second); !r) {
     spdlog::critical("{}", r.error().message);
@@ -178,6 +201,7 @@ int run_server(const config::Server& cfg) {
     registry.stop_all();
     return 1;
   }
+  (*jobs)->start();
   spdlog::info("event=listening url=http://{}:{} functions={} data_dir={} runtimes={}", listen->first, server.port(),
                registry.all().size(), cfg.data_dir, ctx.runtimes_dir);
 
@@ -212,6 +236,7 @@ int run_server(const config::Server& cfg) {
     if (e) return;
     spdlog::info("event=shutdown signal={} in_flight={}", sig, server.active_requests());
     server.stop();
+    (*jobs)->stop();
     *deadline = std::chrono::steady_clock::now() + cfg.shutdown_grace;
     wait_drain();
   });

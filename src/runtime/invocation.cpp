@@ -58,15 +58,36 @@ std::int64_t Invocation::billed_ms() const {
 
 void Invocation::start_deadline() {
   exec_started = Clock::now();
+  Millis limit = handed_off_ ? handoff_timeout : timeout;
+  // With on_timeout = "job" the execution may run until job_timeout, and
+  // the runtime's deadline header (context.getRemainingTimeInMillis) says so.
+  Millis told = handoff_at_deadline ? handoff_timeout : limit;
   deadline_epoch_ms = std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count() +
-                      timeout.count();
-  deadline_.expires_after(timeout);
+                      told.count();
+  arm_deadline(exec_started + limit);
+}
+
+void Invocation::arm_deadline(Clock::time_point at) {
+  deadline_.expires_at(at);
   deadline_.async_wait([w = weak_from_this()](boost::system::error_code ec) {
     auto self = w.lock();
     if (ec || !self || self->ended_) return;
-    self->abort(Error(ErrorType::timeout, fmt::format("the function did not finish within its timeout of {}",
-                                                      format_duration(self->timeout))));
+    if (self->handoff_at_deadline && self->request_handoff()) return;
+    self->abort(Error(ErrorType::timeout,
+                      fmt::format("the function did not finish within its {} of {}",
+                                  self->handed_off_ ? "job_timeout" : "timeout",
+                                  format_duration(self->handed_off_ ? self->handoff_timeout : self->timeout))));
   });
+}
+
+bool Invocation::request_handoff() {
+  if (ended_ || handed_off_ || handoff_timeout.count() <= 0) return false;
+  handed_off_ = true;
+  // The runtime's deadline header was sent at /next and cannot change; the
+  // kill deadline moves to job_timeout from the start of execution.
+  if (exec_started != Clock::time_point{}) arm_deadline(exec_started + handoff_timeout);
+  deliver({EventKind::handoff, {}, {}});
+  return true;
 }
 
 void Invocation::end(std::optional<Error> why) {

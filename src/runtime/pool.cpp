@@ -16,6 +16,7 @@ struct Pool::Waiter {
   net::steady_timer timer;
   std::shared_ptr<Instance> granted;
   bool cold = false;
+  bool background = false;
 };
 
 Pool::Pool(RuntimeContext& ctx, std::shared_ptr<const FunctionSpec> spec)
@@ -60,14 +61,20 @@ std::shared_ptr<Instance> Pool::start_instance(std::string* error, bool reserve)
   return inst;
 }
 
-net::awaitable<Expected<std::shared_ptr<Invocation>>> Pool::invoke(const std::string& request_id, std::string&& event) {
+net::awaitable<Expected<std::shared_ptr<Invocation>>> Pool::invoke(const std::string& request_id, std::string&& event,
+                                                                   CallOptions opts) {
   auto self = shared_from_this();
   if (draining_ || stopped_)
     co_return fail(ErrorType::unavailable, fmt::format("function {} version {} is being replaced", spec_->cfg.name,
                                                        spec_->version));
   bool cold = false;
-  auto inst = waiters_.empty() ? pick_warm() : nullptr;  // no overtaking those already waiting
-  if (!inst && waiters_.empty() && static_cast<int>(instances_.size()) < spec_->cfg.max_instances) {
+  // No overtaking those already waiting, except that a synchronous call
+  // overtakes waiting background jobs.
+  bool queue_ahead = opts.background ? !waiters_.empty()
+                                     : std::any_of(waiters_.begin(), waiters_.end(),
+                                                   [](const Waiter* w) { return !w->background; });
+  auto inst = queue_ahead ? nullptr : pick_warm();
+  if (!inst && !queue_ahead && static_cast<int>(instances_.size()) < spec_->cfg.max_instances) {
     std::string err;
     inst = start_instance(&err);
     if (!inst) co_return fail(ErrorType::instance_crashed, "could not start an instance: " + err);
@@ -75,7 +82,12 @@ net::awaitable<Expected<std::shared_ptr<Invocation>>> Pool::invoke(const std::st
   }
   if (!inst) {
     Waiter w(ctx_.io);
-    waiters_.push_back(&w);
+    w.background = opts.background;
+    if (opts.background)
+      waiters_.push_back(&w);
+    else
+      waiters_.insert(std::find_if(waiters_.begin(), waiters_.end(), [](const Waiter* x) { return x->background; }),
+                      &w);
     w.timer.expires_after(spec_->cfg.queue_timeout);
     boost::system::error_code ec;
     co_await w.timer.async_wait(net::redirect_error(net::use_awaitable, ec));
@@ -94,8 +106,10 @@ net::awaitable<Expected<std::shared_ptr<Invocation>>> Pool::invoke(const std::st
     cold = w.cold;
   }
   auto inv = std::make_shared<Invocation>(ctx_.io.get_executor(), request_id, std::move(event),
-                                          spec_->cfg.timeout);
+                                          opts.timeout.count() > 0 ? opts.timeout : spec_->cfg.timeout);
   inv->cold_start = cold;
+  inv->handoff_timeout = opts.handoff_timeout;
+  inv->handoff_at_deadline = opts.handoff_at_deadline;
   inv->pool_ = self;
   if (ctx_.mint_token) inv->token = ctx_.mint_token();
   inst->enqueue(inv);

@@ -83,6 +83,8 @@ enum class EventKind {
   result,        // data = the whole buffered result (JSON)
   done,          // a stream ended normally
   failed,        // error holds why (function_error, timeout, crash, ...)
+  handoff,       // the call became a background job (on_timeout / on_disconnect = "job");
+                 // the same execution goes on and its events follow
 };
 
 struct CallEvent {
@@ -115,6 +117,17 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   std::string runtime_id;  // Lambda-Runtime-Aws-Request-Id: `id`, made unique on its instance
 
   boost::asio::awaitable<CallEvent> next_event();
+
+  // One execution, two shapes (DESIGN.md §4). With handoff_timeout set, the
+  // call may turn into a background job: at its deadline when
+  // handoff_at_deadline (on_timeout = "job"), or when request_handoff() is
+  // called (on_disconnect = "job"). It is not killed: the reader gets a
+  // handoff event and the deadline becomes handoff_timeout from the start
+  // of execution.
+  Millis handoff_timeout{0};
+  bool handoff_at_deadline = false;
+  bool request_handoff();  // false when not allowed or already done
+  bool handed_off() const { return handed_off_; }
   // Ends the call now: the instance is killed (there is no way to stop one
   // call inside a Lambda runtime) and the caller sees `why`.
   void abort(Error why);
@@ -131,6 +144,7 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   boost::asio::awaitable<bool> deliver_wait(CallEvent&& ev);
   void end(std::optional<Error> why);
   void start_deadline();
+  void arm_deadline(Clock::time_point at);
   // SSE streams: a ": ping" comment after `every` of silence (DESIGN.md §6).
   void start_heartbeat(Millis every);
 
@@ -140,6 +154,7 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   std::shared_ptr<Pool> pool_;
   bool ended_ = false;
   bool taken_ = false;
+  bool handed_off_ = false;
   Clock::time_point last_output_{};
   std::unique_ptr<boost::asio::steady_timer> heartbeat_;
 };
@@ -155,6 +170,18 @@ struct InstanceInfo {
   std::string version;
 };
 
+// How one call asks for an instance. Trivially copyable (coroutine rule).
+struct CallOptions {
+  Millis timeout{0};        // 0 = the function's `timeout` (jobs pass job_timeout)
+  // A background job: waits behind every synchronous call in the pool's
+  // queue, so a flood of jobs cannot starve interactive calls.
+  bool background = false;
+  // Invocation::handoff_timeout / handoff_at_deadline (on_timeout and
+  // on_disconnect = "job").
+  Millis handoff_timeout{0};
+  bool handoff_at_deadline = false;
+};
+
 class Pool : public std::enable_shared_from_this<Pool> {
  public:
   Pool(RuntimeContext& ctx, std::shared_ptr<const FunctionSpec> spec);
@@ -163,7 +190,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // Finds or starts an instance and queues the call on it; 429 throttled
   // when none frees up within queue_timeout, 503 when draining.
   boost::asio::awaitable<Expected<std::shared_ptr<Invocation>>> invoke(const std::string& request_id,
-                                                                      std::string&& event);
+                                                                      std::string&& event, CallOptions opts = {});
 
   // Starts min_instances (called once the pool is installed).
   void start();
@@ -180,6 +207,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::shared_ptr<const FunctionSpec> spec_ptr() const { return spec_; }
   std::size_t live_instances() const { return instances_.size(); }
   std::size_t waiting_calls() const { return waiters_.size(); }
+  // Calls that may run at once (instances x concurrency).
+  int capacity() const { return spec_->cfg.max_instances * spec_->cfg.concurrency; }
   bool draining() const { return draining_; }
   std::vector<InstanceInfo> instances() const;
 

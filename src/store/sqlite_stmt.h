@@ -27,6 +27,11 @@ class Stmt {
   }
   std::int64_t col_i64(int i) const { return sqlite3_column_int64(s_, i); }
   double col_real(int i) const { return sqlite3_column_double(s_, i); }
+  int step() { return sqlite3_step(s_); }
+  void reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
 
  private:
   sqlite3_stmt* s_ = nullptr;

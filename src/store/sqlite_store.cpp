@@ -63,9 +63,11 @@ Expected<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path
   }
   std::unique_ptr<SqliteStore> s(new SqliteStore(db, url));
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
-  // WAL lets readers (/admin/usage) run while the meter writes; NORMAL is
-  // durable across process crashes, which is what usage records need.
-  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", kSchema, kSecuritySchema}) {
+  // synchronous=FULL: a commit is on disk (fsync) before it is acknowledged,
+  // so an accepted job survives a power cut, not only a crash. Jobs and
+  // usage records are written in batches (group commit), so the fsync is
+  // paid per batch, not per row.
+  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", kSchema, kJobsSchema, kSecuritySchema}) {
     std::lock_guard lock(s->mu_);
     if (auto r = s->exec(sql); !r) return tl::unexpected(r.error());
   }

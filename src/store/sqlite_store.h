@@ -14,6 +14,9 @@ struct sqlite3;
 
 namespace aifn::store {
 
+// The jobs table and its indexes (sqlite_jobs.cpp); run at open.
+extern const char* const kJobsSchema;
+
 class SqliteStore : public Store {
  public:
   // `path` is a file name or ":memory:". Errors name `url`.
@@ -26,6 +29,18 @@ class SqliteStore : public Store {
   Expected<std::vector<UsageRecord>> list_usage(const std::string& function, int limit) override;
   bool healthy() override;
 
+  // Jobs: sqlite_jobs.cpp.
+  Expected<std::vector<EnqueueOutcome>> write_jobs(const std::vector<JobRecord>& inserts,
+                                                   const std::vector<JobUpdate>& updates,
+                                                   std::int64_t idempotent_since_ms,
+                                                   std::vector<bool>* applied) override;
+  Expected<std::vector<JobRecord>> lease_jobs(const std::string& function, const std::string& owner,
+                                              std::int64_t now_ms, std::int64_t lease_ms, int limit) override;
+  Expected<int> release_leases(const std::string& owner) override;
+  Expected<JobRecord> cancel_job(const std::string& id, std::int64_t now_ms) override;
+  Expected<JobRecord> requeue_job(const std::string& id, std::int64_t now_ms) override;
+  Expected<JobRecord> get_job(const std::string& id) override;
+  Expected<std::vector<JobRecord>> list_jobs(const JobFilter& filter) override;
   // sqlite_security.cpp
   Expected<void> put_secret(const SecretRow& s) override;
   Expected<std::optional<SecretRow>> get_secret(const std::string& name) override;
@@ -40,6 +55,7 @@ class SqliteStore : public Store {
   SqliteStore(sqlite3* db, std::string url) : db_(db), url_(std::move(url)) {}
   Expected<void> exec(const char* sql);
   Error error(const std::string& what) const;  // with sqlite3_errmsg; caller holds mu_
+  Expected<JobRecord> get_job_locked(const std::string& id);
 
   std::mutex mu_;
   sqlite3* db_;  // guarded by mu_

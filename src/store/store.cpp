@@ -31,3 +31,24 @@ Expected<std::unique_ptr<Store>> open_store(const std::string& url) {
 }
 
 }  // namespace aifn::store
+
+namespace aifn::store {
+namespace {
+tl::unexpected<Error> no_jobs() { return fail(ErrorType::unavailable, "this store does not keep jobs"); }
+}  // namespace
+
+Expected<std::vector<EnqueueOutcome>> Store::write_jobs(const std::vector<JobRecord>&, const std::vector<JobUpdate>&,
+                                                        std::int64_t, std::vector<bool>*) {
+  return no_jobs();
+}
+Expected<std::vector<JobRecord>> Store::lease_jobs(const std::string&, const std::string&, std::int64_t, std::int64_t,
+                                                   int) {
+  return no_jobs();
+}
+Expected<int> Store::release_leases(const std::string&) { return no_jobs(); }
+Expected<JobRecord> Store::cancel_job(const std::string&, std::int64_t) { return no_jobs(); }
+Expected<JobRecord> Store::requeue_job(const std::string&, std::int64_t) { return no_jobs(); }
+Expected<JobRecord> Store::get_job(const std::string&) { return no_jobs(); }
+Expected<std::vector<JobRecord>> Store::list_jobs(const JobFilter&) { return no_jobs(); }
+
+}  // namespace aifn::store

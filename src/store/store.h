@@ -56,6 +56,70 @@ struct UsageGroup {
 
 enum class GroupBy { function, key, day, model };
 
+// One background job (DESIGN.md §7). Times are epoch ms, 0 = not yet.
+// `result` and `error` hold JSON text ("" = none).
+struct JobRecord {
+  std::string id;
+  std::string function;
+  std::string version;
+  std::string input;             // the JSON event
+  std::string status = "queued"; // queued | running | succeeded | failed | cancelled
+  int attempts = 0;              // runs started so far (committed by JobUpdate::start)
+  int max_attempts = 1;
+  std::int64_t backoff_ms = 0;   // first retry delay; doubles per attempt
+  std::int64_t timeout_ms = 0;   // job_timeout at enqueue
+  std::int64_t run_after_ms = 0;
+  std::string lease_owner;       // node that runs it; "" when not leased
+  std::int64_t lease_expires_ms = 0;
+  std::string result;
+  std::string error;
+  std::string callback_url;
+  std::string callback_state;    // "" (none) | pending | delivered | failed
+  int callback_attempts = 0;
+  std::string idempotency_key;
+  std::int64_t created_ms = 0;
+  std::int64_t started_ms = 0;   // start of the latest run; 0 while leased ahead of a free slot
+  std::int64_t finished_ms = 0;
+};
+
+// What enqueue_jobs did with one record: inserted it, or found the job an
+// earlier request with the same function and idempotency key created.
+struct EnqueueOutcome {
+  std::string id;
+  bool existing = false;
+};
+
+// A state change of one job, applied only when its guard holds, so a late
+// writer (a worker whose lease expired, a job cancelled meanwhile) never
+// overwrites a newer state.
+struct JobUpdate {
+  enum class Kind {
+    finish,     // running job of `owner` -> status (succeeded | failed | queued for a retry)
+    start,      // running job of `owner` starts a run: attempts + 1, started_ms = finished_ms field
+    heartbeat,  // running job of `owner`: lease_expires_ms
+    callback,   // any job: callback_state, callback_attempts
+  };
+  Kind kind = Kind::finish;
+  std::string id;
+  std::string owner;
+  std::string status;
+  std::string result;
+  std::string error;
+  std::int64_t run_after_ms = 0;
+  std::int64_t finished_ms = 0;
+  std::int64_t lease_expires_ms = 0;
+  bool refund_attempt = false;  // finish as queued without counting the run (throttled)
+  std::string callback_state;
+  int callback_attempts = 0;
+};
+
+struct JobFilter {
+  std::string function;  // "" = any
+  std::string status;    // "" = any; a job leased ahead but not started counts as queued
+  std::string callback_state;  // "" = any
+  int limit = 100;
+};
+
 // A secret as stored: `sealed` is nonce + ciphertext (src/security seals and
 // opens it); the store never sees the value.
 struct SecretRow {
@@ -91,6 +155,34 @@ class Store : public UsageWriter {
                                                             std::int64_t until_ms) = 0;
   virtual Expected<std::vector<UsageRecord>> list_usage(const std::string& function, int limit) = 0;
   virtual bool healthy() = 0;  // for /readyz
+
+  // Jobs (DESIGN.md §7). The defaults answer `unavailable` (a store
+  // without jobs, such as a test double of the usage table). Writes come in batches, each batch one
+  // transaction (group commit): inserts first, then updates. An insert whose
+  // (function, idempotency_key) matches a job created after
+  // idempotent_since_ms is not inserted; its outcome names the older job.
+  // `applied` gets one flag per update: whether its guard held.
+  virtual Expected<std::vector<EnqueueOutcome>> write_jobs(const std::vector<JobRecord>& inserts,
+                                                           const std::vector<JobUpdate>& updates,
+                                                           std::int64_t idempotent_since_ms,
+                                                           std::vector<bool>* applied);
+  // Leases up to `limit` jobs of `function` that are due (queued with
+  // run_after_ms <= now) or whose lease expired (a node died): status
+  // running, lease to `owner` until now + lease_ms. Attempts are counted
+  // when a run starts (JobUpdate::start), so a job leased ahead and never
+  // started costs none.
+  virtual Expected<std::vector<JobRecord>> lease_jobs(const std::string& function, const std::string& owner,
+                                                      std::int64_t now_ms, std::int64_t lease_ms, int limit);
+  // Puts every running job leased by `owner` back in the queue (a restarted
+  // node reclaims its own leases without waiting for them to expire).
+  virtual Expected<int> release_leases(const std::string& owner);
+  // queued | running -> cancelled. The job after the change (not_found when
+  // there is none; conflict when it had already finished).
+  virtual Expected<JobRecord> cancel_job(const std::string& id, std::int64_t now_ms);
+  // failed | cancelled -> queued with attempts 0 (a dead-letter replay).
+  virtual Expected<JobRecord> requeue_job(const std::string& id, std::int64_t now_ms);
+  virtual Expected<JobRecord> get_job(const std::string& id);
+  virtual Expected<std::vector<JobRecord>> list_jobs(const JobFilter& filter);
 
   // Secrets (DESIGN.md §9). list_secrets leaves `sealed` empty.
   virtual Expected<void> put_secret(const SecretRow& s) = 0;

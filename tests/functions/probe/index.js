@@ -6,6 +6,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 exports.handler = async (event, context) => {
   if (event.log) console.log(event.log);
+  if (event.count_file) {
+    // Counts this function's runs for the event: retries and at-least-once
+    // delivery are visible as lines in the file.
+    fs.appendFileSync(event.count_file, (event.tag || 'run') + '\n');
+    const runs = fs.readFileSync(event.count_file, 'utf8').split('\n').filter((l) => l === (event.tag || 'run')).length;
+    if (runs <= (event.fail_times || 0)) throw new Error(`run ${runs} fails on purpose`);
+  }
   if (event.child_pid_file) {
     // A grandchild in our process group: a timeout must kill it too.
     const child = spawn('sleep', ['60'], { stdio: 'ignore' });
