@@ -12,3 +12,5 @@ if [ -x "$root/bench/engine_bench.sh" ]; then
 fi
 echo "# model gateway (streamed /v1 tokens/s vs the engine alone)"
 python3 "$root/bench/models_bench.py" --build "$root/$build"
+echo "# upstream relay (openai provider: latency aifn adds over calling the upstream directly)"
+python3 "$root/bench/upstream_bench.py" --build "$root/$build"

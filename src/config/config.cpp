@@ -111,9 +111,14 @@ Provider read_provider(const std::string& file, const toml::table& t, std::size_
     p.api_key = *v;
   }
   if (auto v = r.string("ca_file")) p.ca_file = *v;
+  p.connect_timeout = r.duration("connect_timeout", Millis(1));
+  p.first_byte_timeout = r.duration("first_byte_timeout", Millis(1));
+  p.idle_timeout = r.duration("idle_timeout", Millis(1));
+  if (auto v = r.integer("max_attempts", 1, 10)) p.max_attempts = static_cast<int>(*v);
   if (p.kind == "gguf") {
     if (p.path.empty()) r.fail_missing("path", "is required for a gguf provider");
-    for (std::string_view k : {"base_url", "api_key", "ca_file"})
+    for (std::string_view k : {"base_url", "api_key", "ca_file", "connect_timeout", "first_byte_timeout",
+                               "idle_timeout", "max_attempts"})
       if (r.has(k)) r.fail_at(k, *r.node(k), "is only used by openai providers");
   } else {
     if (p.base_url.empty()) r.fail_missing("base_url", "is required for an openai provider");

@@ -37,6 +37,11 @@ struct Provider {
   std::string base_url;  // openai
   std::string api_key;   // "secret:NAME" | "env:NAME" | ""
   std::string ca_file;   // openai: private CA bundle
+  // openai: upstream deadlines and retries (unset = the client's defaults).
+  std::optional<Millis> connect_timeout;     // resolve + connect + TLS handshake
+  std::optional<Millis> first_byte_timeout;  // request sent → response head
+  std::optional<Millis> idle_timeout;        // silence between streamed body bytes
+  std::optional<int> max_attempts;           // tries on connect errors, 429, 5xx
 };
 
 struct ModelRoute {

@@ -123,6 +123,10 @@ kind = "openai"
 base_url = "https://api.openai.com/v1"
 api_key = "secret:OPENAI_API_KEY"
 ca_file = "ca.pem"
+connect_timeout = "3s"
+first_byte_timeout = "90s"
+idle_timeout = "45s"
+max_attempts = 4
 
 [[models]]
 name = "default"
@@ -161,6 +165,11 @@ output_per_million = 0.3
   EXPECT_EQ(s.providers[1].base_url, "https://api.openai.com/v1");
   EXPECT_EQ(s.providers[1].api_key, "secret:OPENAI_API_KEY");
   EXPECT_EQ(s.providers[1].ca_file, "ca.pem");
+  EXPECT_EQ(s.providers[1].connect_timeout, Millis(3'000));
+  EXPECT_EQ(s.providers[1].first_byte_timeout, Millis(90'000));
+  EXPECT_EQ(s.providers[1].idle_timeout, Millis(45'000));
+  EXPECT_EQ(s.providers[1].max_attempts, 4);
+  EXPECT_FALSE(s.providers[0].connect_timeout);
   ASSERT_EQ(s.models.size(), 1u);
   EXPECT_EQ(s.models[0].name, "default");
   EXPECT_EQ(s.models[0].route, (std::vector<std::string>{"local/tiny", "openai/gpt-4o-mini"}));
@@ -222,6 +231,12 @@ TEST(ServerConfig, BadValuesNameFileLineAndKey) {
   expect_error(server_error("[[providers]]\nname = \"x\"\nkind = \"openai\"\nbase_url = \"https://a\"\n"
                             "api_key = \"sk-123\"\n"),
                5, "providers[0].api_key");
+  expect_error(server_error("[[providers]]\nname = \"x\"\nkind = \"openai\"\nbase_url = \"https://a\"\n"
+                            "max_attempts = 0\n"),
+               5, "providers[0].max_attempts");
+  expect_error(server_error("[[providers]]\nname = \"x\"\nkind = \"gguf\"\npath = \"p\"\n"
+                            "idle_timeout = \"5s\"\n"),
+               5, "providers[0].idle_timeout", "only used by openai");
   expect_error(server_error("[[providers]]\nname = \"a\"\nkind = \"gguf\"\npath = \"p\"\n"
                             "[[providers]]\nname = \"a\"\nkind = \"gguf\"\npath = \"q\"\n"),
                5, "providers[1].name", "twice");

@@ -14,6 +14,7 @@
 
 #include "functions/registry.h"
 #include "gateway/gateway.h"
+#include "models/openai_provider.h"
 #include "runtime/process.h"
 
 namespace aifn::gateway {
@@ -172,7 +173,10 @@ int run_server(const config::Server& cfg) {
   opts.read_timeout = cfg.idle_read_timeout;
   opts.idle_timeout = cfg.idle_read_timeout;
   models::TokenRegistry tokens;
-  auto router = models::make_router(cfg, io.get_executor());
+  // Provider keys: "env:NAME" from this process's environment, "secret:NAME"
+  // from the secret store; resolved once, here.
+  auto router = models::make_router(
+      cfg, io.get_executor(), models::secret_key_resolver([&secrets](const std::string& n) { return secrets.get(n); }));
   auto jobs = start_jobs(io, cfg, **store, registry, meter);
   if (!jobs) {
     registry.stop_all();

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "models/gguf_provider.h"
+#include "models/openai_provider.h"
 
 namespace aifn::models {
 namespace net = boost::asio;
@@ -122,7 +123,8 @@ net::awaitable<ProviderResult<Served<Embeddings>>> Router::embed(const std::stri
   co_return tl::unexpected(std::move(last));
 }
 
-std::unique_ptr<Router> make_router(const config::Server& cfg, const net::any_io_executor& io) {
+std::unique_ptr<Router> make_router(const config::Server& cfg, const net::any_io_executor& io,
+                                    const std::function<Expected<std::string>(std::string_view)>& resolve_key) {
   std::vector<config::Provider> wanted = cfg.providers;
   std::vector<config::ModelRoute> models = cfg.models;
   if (wanted.empty()) {
@@ -140,8 +142,16 @@ std::unique_ptr<Router> make_router(const config::Server& cfg, const net::any_io
   for (const auto& p : wanted) {
     if (p.kind == "gguf") {
       providers.push_back(std::make_unique<GgufProvider>(io, GgufOptions{p.name, p.path, p.threads, 4}));
+    } else if (p.kind == "openai") {
+      // The key is resolved once, here; its reference may be named in a log, the key never.
+      auto op = OpenAIProvider::create(io, p, resolve_key ? resolve_key : env_key_resolver(), upstream_options(p));
+      if (op) {
+        providers.push_back(std::move(*op));
+      } else {
+        spdlog::warn("event=provider_unavailable provider={} kind=openai reason=\"{}\"", p.name, op.error().message);
+        unavailable.insert(p.name);
+      }
     } else {
-      // The `openai` kind is built by its own issue (openai_provider.*).
       spdlog::warn("event=provider_unavailable provider={} kind={} reason=\"this build has no {} provider\"", p.name,
                    p.kind, p.kind);
       unavailable.insert(p.name);

@@ -13,6 +13,7 @@
 // io thread only.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -73,6 +74,10 @@ class Router {
 
 // Builds the providers of a server config (defaults applied as above) on the
 // io executor. Kinds this build cannot serve are logged and left unavailable.
-std::unique_ptr<Router> make_router(const config::Server& cfg, const boost::asio::any_io_executor& io);
+// `resolve_key` turns an `openai` provider's api_key reference into the key
+// (empty: env_key_resolver(), "env:" only).
+std::unique_ptr<Router> make_router(
+    const config::Server& cfg, const boost::asio::any_io_executor& io,
+    const std::function<Expected<std::string>(std::string_view)>& resolve_key = {});
 
 }  // namespace aifn::models
