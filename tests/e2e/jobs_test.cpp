@@ -145,7 +145,7 @@ TEST(Jobs, BadRequestsGetClearErrors) {
 TEST(Jobs, FailedRunsAreRetriedWithBackoffThenSucceed) {
   FunctionsDir fns{{"flaky", "[retry]\nmax_attempts = 3\nbackoff = \"100ms\"\n"}};
   Server s(fns.path());
-  auto count = fns.path() / "flaky-runs";
+  auto count = fns.path() / "flaky" / "runs";  // in the function folder: instances have their own /tmp
   auto id = enqueue(s, "flaky", R"({"count_file": ")" + count.string() + R"(", "fail_times": 2})");
   auto j = wait_final(s, id);
   ASSERT_EQ(str(j, "status"), "succeeded") << j << s.log();
@@ -156,7 +156,7 @@ TEST(Jobs, FailedRunsAreRetriedWithBackoffThenSucceed) {
 TEST(Jobs, ExhaustedRetriesFailWithTheLastErrorAndRetryReplaysIt) {
   FunctionsDir fns{{"flaky", "[retry]\nmax_attempts = 2\nbackoff = \"50ms\"\n"}};
   Server s(fns.path());
-  auto count = fns.path() / "runs";
+  auto count = fns.path() / "flaky" / "runs";
   auto id = enqueue(s, "flaky", R"({"count_file": ")" + count.string() + R"(", "fail_times": 2})");
   auto j = wait_final(s, id);
   ASSERT_EQ(str(j, "status"), "failed") << j;
@@ -176,7 +176,7 @@ TEST(Jobs, ExhaustedRetriesFailWithTheLastErrorAndRetryReplaysIt) {
 TEST(Jobs, CancelWhileRunningKillsTheWork) {
   FunctionsDir fns{{"slow", "job_timeout = \"2m\"\n"}};
   Server s(fns.path());
-  auto pid_file = fns.path() / "child.pid";
+  auto pid_file = fns.path() / "slow" / "child.pid";
   auto id = enqueue(s, "slow", R"({"sleep_ms": 60000, "child_pid_file": ")" + pid_file.string() + "\"}");
   ASSERT_TRUE(eventually([&] { return fs::exists(pid_file) && fs::file_size(pid_file) > 0; }, 20s)) << s.log();
   int child = std::stoi(read_file(pid_file));
@@ -303,7 +303,7 @@ TEST(Jobs, SyncCallsKeepAnInstanceWhileJobsFlood) {
 TEST(Jobs, KillNineWhileJobsRunLosesNoJob) {
   FunctionsDir fns{{"work", "max_instances = 4\n[retry]\nmax_attempts = 3\nbackoff = \"50ms\"\n"}};
   auto data = fns.path() / "data";
-  auto runs = fns.path() / "runs";
+  auto runs = fns.path() / "work" / "runs";
   constexpr int kJobs = 200;
   std::set<std::string> ids;
   {
@@ -347,7 +347,7 @@ TEST(Jobs, KillNineWhileJobsRunLosesNoJob) {
 TEST(Jobs, OnTimeoutJobHandsTheSameExecutionOver) {
   FunctionsDir fns{{"long", "timeout = \"1s\"\njob_timeout = \"1m\"\non_timeout = \"job\"\n"}};
   Server s(fns.path());
-  auto runs = fns.path() / "runs";
+  auto runs = fns.path() / "long" / "runs";
   auto started = std::chrono::steady_clock::now();
   auto r = s.post("/fn/long", R"({"sleep_ms": 2500, "count_file": ")" + runs.string() + "\"}");
   auto took = std::chrono::steady_clock::now() - started;
@@ -374,7 +374,7 @@ TEST(Jobs, OnTimeoutFailStillAnswers504) {
 TEST(Jobs, OnDisconnectJobKeepsTheCallAsAJob) {
   FunctionsDir fns{{"long", "on_disconnect = \"job\"\n"}};
   Server s(fns.path());
-  auto runs = fns.path() / "runs";
+  auto runs = fns.path() / "long" / "runs";
   auto r = http::fetch({.method = "POST", .url = s.url("/fn/long"),
                         .body = R"({"sleep_ms": 1500, "count_file": ")" + runs.string() + "\"}", .timeout = 500ms});
   EXPECT_FALSE(r) << "the client gave up";
@@ -408,6 +408,21 @@ TEST(Jobs, OnDisconnectFinishCompletesTheCall) {
     auto expected_errors = str(row, "function") == "long" ? 0 : 1;
     EXPECT_EQ(row.at("errors").as_int64(), expected_errors) << row;
   }
+}
+
+TEST(Jobs, AJobRunCanUseItsInvocationTokenWithTheModelGateway) {
+  FunctionsDir fns;
+  write_function(fns.path() / "asker", "name = \"asker\"\nruntime = \"node\"\nhandler = \"index.handler\"\n",
+                 {{"index.js",
+                   "exports.handler = async (e, ctx) => {\n"
+                   "  const r = await fetch(ctx.aifn.modelsUrl + '/models',\n"
+                   "                        {headers: {Authorization: 'Bearer ' + ctx.aifn.token}});\n"
+                   "  return {status: r.status};\n"
+                   "};\n"}});
+  Server s(fns.path());
+  auto j = wait_final(s, enqueue(s, "asker", "{}"));
+  ASSERT_EQ(str(j, "status"), "succeeded") << j;
+  EXPECT_EQ(j.at("result").at("status").as_int64(), 200) << "the job's token is accepted while it runs";
 }
 
 // Runs `aifn ARGS` against the server; returns (exit code, stdout + stderr).
