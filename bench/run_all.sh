@@ -12,3 +12,5 @@ if [ -x "$root/bench/engine_bench.sh" ]; then
 fi
 echo "# model gateway (streamed /v1 tokens/s vs the engine alone)"
 python3 "$root/bench/models_bench.py" --build "$root/$build"
+echo "# background jobs (10,000 jobs of the exec hello, durable commits)"
+python3 "$root/bench/jobs_bench.py" --build "$root/$build"
