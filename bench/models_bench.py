@@ -12,6 +12,12 @@ server). Target: the gateway keeps >= 0.95x of the engine's speed.
   ratio            median over the pairs of gateway / engine (each pair run
                    back to back).
   first_token_ms   time to the first content chunk (prompt + HTTP), median.
+  cache_hit_ms     a deterministic (temperature 0) chat answered from the
+                   exact-match cache: p50 latency of --reps*20 repeats, next to
+                   the first (generated) call's latency.
+
+The generation runs use a server with the model cache off ([limits]
+model_cache_ttl = "0s"): their repeated temperature-0 requests would hit it.
 
 Prints `bench <name> <value> <unit>` lines. Standard library only.
 """
@@ -92,7 +98,8 @@ def main():
                     "--ctx", "4096"], check=True, stdout=subprocess.DEVNULL)
 
     with open(os.path.join(work, "aifn.toml"), "w") as f:
-        f.write(f'[[providers]]\nname = "local"\nkind = "gguf"\npath = "{model}"\nthreads = {args.threads}\n\n'
+        f.write(f'[limits]\nmodel_cache_ttl = "0s"\n\n'
+                f'[[providers]]\nname = "local"\nkind = "gguf"\npath = "{model}"\nthreads = {args.threads}\n\n'
                 f'[[models]]\nname = "default"\nroute = ["local/bench"]\n')
     port = free_port()
     proc = subprocess.Popen([aifn, "serve", "--listen", f"127.0.0.1:{port}", "--data", os.path.join(work, "data"),
@@ -129,6 +136,58 @@ def main():
     ratio = statistics.median(g / e for g, e in zip(rates, engines))
     print(f"bench models_gateway_vs_engine {ratio:.3f} ratio")
     print(f"bench models_gateway_first_token {statistics.median(firsts):.1f} ms")
+    cache_hit(aifn, model, work, args)
+
+
+def cache_hit(aifn, model, work, args):
+    """Latency of an exact-match cache hit vs the same request generated."""
+    conf = os.path.join(work, "cached.toml")
+    with open(conf, "w") as f:
+        f.write(f'[[providers]]\nname = "local"\nkind = "gguf"\npath = "{model}"\nthreads = {args.threads}\n\n'
+                f'[[models]]\nname = "default"\nroute = ["local/bench"]\n')
+    port = free_port()
+    proc = subprocess.Popen([aifn, "serve", "--listen", f"127.0.0.1:{port}", "--data", os.path.join(work, "data2"),
+                             "--functions", work, "--config", conf],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, AIFN_LOG_LEVEL="warn"))
+    body = json.dumps({"model": "default", "messages": [{"role": "user", "content": "Cache me."}],
+                       "max_tokens": 64, "temperature": 0})
+    conn = None
+    try:
+        if not wait_http(f"http://127.0.0.1:{port}/healthz"):
+            raise SystemExit("aifn did not start")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+
+        def once():
+            t0 = time.perf_counter()
+            conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+            res = conn.getresponse()
+            res.read()
+            return (time.perf_counter() - t0) * 1000, res.getheader("X-Aifn-Cache")
+
+        once()  # the model loads in the background: wait for it outside the timing
+        conn.request("POST", "/v1/chat/completions", body.replace("Cache me.", "Warm up."),
+                     {"Content-Type": "application/json"})
+        conn.getresponse().read()
+        # A fresh request generates (miss), then repeats come from the cache.
+        body = body.replace("Cache me.", "Cache me, please.")
+        miss_ms, state = once()
+        assert state == "miss", state
+        hits = []
+        for _ in range(args.reps * 20):
+            ms, state = once()
+            assert state == "hit", state
+            hits.append(ms)
+        hits.sort()
+        print(f"bench models_cache_miss {miss_ms:.2f} ms")
+        print(f"bench models_cache_hit_p50 {statistics.median(hits) * 1000:.0f} us")
+        print(f"bench models_cache_hit_p99 {hits[int(len(hits) * 0.99) - 1] * 1000:.0f} us")
+        print(f"bench models_cache_hit_vs_miss {statistics.median(hits) / miss_ms:.4f} ratio")
+    finally:
+        if conn:
+            conn.close()
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,15 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 secs=${FUZZ_SECONDS:-60}
 build="$root/build-fuzz"
 cd "$root"
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAIFN_FUZZ=ON
-fi
+# Configured every time (quick once done), so new targets are known.
+CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAIFN_FUZZ=ON > /dev/null
 targets=(http_request_fuzz json_schema_fuzz toml_fuzz aifn_archive_fuzz gguf_fuzz tokenizer_fuzz runtime_api_fuzz openai_request_fuzz)
 cmake --build "$build" --target "${targets[@]}" aifn-gen-model -j"$(nproc)"
 
 # Seeds that are made rather than committed: a small GGUF and a tar.gz.
 mkdir -p fuzz-out/seeds/gguf_fuzz fuzz-out/seeds/aifn_archive_fuzz
 [ -f fuzz-out/seeds/gguf_fuzz/tiny.gguf ] || \
-  "$build/aifn-gen-model" --out fuzz-out/seeds/gguf_fuzz/tiny.gguf --type q4_0 --n-embd 32 --layers 1 --vocab 300
+  "$build/aifn-gen-model" --out fuzz-out/seeds/gguf_fuzz/tiny.gguf --type q4_0 --n-embd 32 --layers 1 --vocab 512
 [ -f fuzz-out/seeds/aifn_archive_fuzz/hello.tar.gz ] || \
   tar -C examples -czf fuzz-out/seeds/aifn_archive_fuzz/hello.tar.gz hello-node
 

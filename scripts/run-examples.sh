@@ -16,14 +16,18 @@ aifn is starting on ${url} with the functions in examples/. Try, in another term
   curl -sN ${url}/fn/stream-node -d '{}'          # tokens as they are produced (SSE)
   curl -sN ${url}/fn/stream-python -d '{}'        # a Python generator, streamed
   curl -sN ${url}/fn/chat -d '{"message":"Hello"}' # the openai SDK in a function, tokens streamed
+  curl -sN ${url}/fn/summarize -d '{"text":"aifn runs AI functions on your own machines."}'  # a prompt function, no code
   curl -s ${url}/v1/models                        # the OpenAI-compatible model gateway
   curl -s ${url}/v1/chat/completions -d '{"model":"default","messages":[{"role":"user","content":"Hi"}],"max_tokens":16}'
   curl -s -i ${url}/fn/slow -d '{"ms": 3000}'     # passes its 1s timeout: 504
+  curl -s -i ${url}/fn/hello-cpp/jobs -d '{"name":"Ada"}'  # a background job: 202 + Location
+  curl -s ${url}/jobs                             # the jobs and their results
   curl -s ${url}/admin/functions
   curl -s ${url}/admin/usage
   curl -s ${url}/metrics
   ${build}/aifn invoke hello-node -d '{"name":"Ada"}' --server ${url}
   ${build}/aifn logs hello-node --server ${url}
+  ${build}/aifn invoke hello-python -d '{"name":"Ada"}' --job --wait --server ${url}
 
 Stop with Ctrl-C.
 

@@ -227,6 +227,7 @@ Server load_server(const std::string& path) {
     if (auto v = lr.duration("shutdown_grace", Millis(0))) s.shutdown_grace = *v;
     if (auto v = lr.duration("sse_heartbeat", Millis(1))) s.sse_heartbeat = *v;
     if (auto v = lr.size("cache_size", 0)) s.cache_size = *v;
+    if (auto v = lr.duration("model_cache_ttl", Millis(0))) s.model_cache_ttl = *v;
     lr.finish();
   }
   if (const toml::table* t = r.table("instances")) {

@@ -69,6 +69,7 @@ struct Server {
   std::string auth = "auto";  // auto | required | off (DESIGN.md §9)
   Millis sse_heartbeat{15'000};  // [limits] sse_heartbeat: ": ping" after this much stream silence
   std::uint64_t cache_size = 64ull * 1024 * 1024;  // [limits] cache_size: all cached answers together
+  Millis model_cache_ttl{3'600'000};  // [limits] model_cache_ttl: deterministic /v1 answers; 0 = off
   std::string cgroup_root;  // [instances] cgroup_root: "" = pick automatically
   std::string instance_user;                  // [instances] user: "" = the server's own user
   std::uint64_t instance_max_open_files = 1024;  // [instances] max_open_files (RLIMIT_NOFILE)

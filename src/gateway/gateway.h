@@ -15,6 +15,7 @@
 #include <boost/json/value.hpp>
 
 #include "cache/lru_cache.h"
+#include "cache/single_flight.h"
 #include "config/config.h"
 #include "functions/registry.h"
 #include "gateway/log_store.h"
@@ -56,6 +57,9 @@ struct PromptCallMeter {
   std::string model;  // "provider/model" that answered
   std::int64_t tokens_in = 0;
   std::int64_t tokens_out = 0;
+  bool cacheable = false;    // in: the function has [cache] ttl (answers say X-Aifn-Cache: miss)
+  std::string answer;        // out, on success: the whole answer, to cache
+  std::string answer_type;   // its content type
 };
 
 // How a synchronous call reports a function's failure: aifn's error shape
@@ -93,7 +97,9 @@ class Gateway {
 
   GatewayDeps d_;
   Metrics metrics_;
-  cache::LruCache responses_;  // functions' [cache] ttl answers
+  cache::LruCache responses_;  // functions' [cache] ttl answers and deterministic /v1 answers
+  // Identical cacheable /v1 completions in flight share one model call.
+  cache::SingleFlight<models::ProviderResult<models::Served<models::Completion>>> model_flights_;
 };
 
 // A request id from the client when it is sane, else a new one.

@@ -157,7 +157,10 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
   if (!dep->pool) {
     // runtime = "prompt": no instance; the model answers (prompt_call.cpp).
     PromptCallMeter pm;
+    pm.cacheable = !cache_key.empty();
     co_await invoke_prompt(ex, *dep, *doc, pm);
+    if (pm.cacheable && pm.status == 200 && !pm.answer_type.empty() && !ex.client_gone())
+      responses_.put(cache_key, {pm.answer_type, std::move(pm.answer)}, *dep->spec->cfg.cache_ttl);
     if (ex.client_gone() && pm.status == 200) {
       pm.status = 499;
       pm.error_type = "client_disconnected";

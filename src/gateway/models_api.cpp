@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "cache/lru_cache.h"
 #include "functions/schema.h"
 #include "gateway/gateway.h"
 #include "gateway/openai_request.h"
@@ -93,6 +94,7 @@ class SseSink : public models::TextSink {
     head.set(http::bhttp::field::cache_control, "no-cache");
     head.set("X-Accel-Buffering", "no");
     if (load_ms > 0) head.set("Server-Timing", server_timing(load_ms));
+    if (!cache_header.empty()) head.set("X-Aifn-Cache", cache_header);
     // (No co_await inside && or ?: here: g++ 12 miscompiles it.)
     bool ok = co_await ex_.start_stream(head);
     if (ok && shape_.chat) {
@@ -107,6 +109,7 @@ class SseSink : public models::TextSink {
   bool gone = false;
   std::shared_ptr<bool> gone_flag = std::make_shared<bool>(false);  // set by the disconnect watch
   double load_ms = 0;
+  std::string cache_header;  // X-Aifn-Cache for deterministic requests
 
  private:
   http::Exchange& ex_;
@@ -161,6 +164,48 @@ std::string usage_chunk(const Shape& shape, const models::TokenUsage& u) {
   return "data: " + json::serialize(o) + "\n\n";
 }
 
+using ServedCompletion = models::ProviderResult<models::Served<models::Completion>>;
+
+// Deterministic requests (temperature 0 or a seed) give the same answer
+// again, so they may be answered from the cache.
+bool cacheable(const ParsedCompletion& p) {
+  const auto& s = p.req.sampling;
+  return s.seed.has_value() || (s.temperature && *s.temperature == 0);
+}
+
+// Everything that shapes the answer (the whole request but how it is
+// delivered), and who asks: tenants never see each other's answers.
+std::string model_cache_key(const json::value& doc, bool chat, std::string_view tenant) {
+  json::value v = doc;
+  if (auto* o = v.if_object()) {
+    o->erase("stream");
+    o->erase("stream_options");
+  }
+  return cache::cache_key({"v1", chat ? "chat" : "text", tenant, cache::canonical_json(v)});
+}
+
+std::string completion_to_cache(const models::Served<models::Completion>& s) {
+  return json::serialize(json::object{{"text", s.value.text},
+                                      {"finish", s.value.finish_reason},
+                                      {"prompt_tokens", s.value.usage.prompt_tokens},
+                                      {"completion_tokens", s.value.usage.completion_tokens},
+                                      {"target", s.target}});
+}
+
+std::optional<models::Served<models::Completion>> completion_from_cache(const std::string& text) {
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  const auto& o = v.get_object();
+  models::Served<models::Completion> s;
+  s.value.text = json::value_to<std::string>(o.at("text"));
+  s.value.finish_reason = json::value_to<std::string>(o.at("finish"));
+  s.value.usage.prompt_tokens = static_cast<int>(o.at("prompt_tokens").to_number<std::int64_t>());
+  s.value.usage.completion_tokens = static_cast<int>(o.at("completion_tokens").to_number<std::int64_t>());
+  s.target = json::value_to<std::string>(o.at("target"));
+  return s;
+}
+
 V1Error v1_error(Error e, std::string param = {}, std::string code = {}) {
   return V1Error{std::move(e), std::move(param), std::move(code)};
 }
@@ -173,6 +218,7 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
   std::shared_ptr<models::Grant> grant;
   std::string target;  // "provider/model" that served the call
   models::TokenUsage usage;
+  bool cache_hit = false;  // answered from the cache or by an identical call in flight
 
   // An API key (checked by Auth before this route): its token rate and daily
   // budget apply; tokens are charged once known.
@@ -201,6 +247,7 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
     r.status = status;
     r.error_type = std::string(error_type);
     r.key = grant ? "" : ex.key_id;
+    r.cache_hit = cache_hit;
     if (key) {
       double used = usage.prompt_tokens + usage.completion_tokens;
       if (used > tokens_taken) d_.limits.charge_tokens(*key, used - tokens_taken);
@@ -359,29 +406,59 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
   shape.created = start_ms / 1000;
   shape.model = p->model;
 
+  // Deterministic requests: the exact-match cache, then coalescing with an
+  // identical request already in flight; either way the answer is replayed
+  // (as a stream when the caller streams) and no tokens are computed.
+  std::string cache_key;
+  if (d_.config.model_cache_ttl.count() > 0 && cacheable(*p))
+    cache_key = model_cache_key(*doc, is_chat, grant ? "fn:" + grant->function : "key:" + ex.key_id);
+  SseSink sink(ex, shape, p->include_usage);
+  sink.cache_header = cache_key.empty() ? "" : "miss";
+  models::TextSink* live = p->stream ? &sink : nullptr;
+  if (p->stream) ex.watch_disconnect([gone = sink.gone_flag] { *gone = true; });
+  std::function<net::awaitable<ServedCompletion>()> call = [&]() -> net::awaitable<ServedCompletion> {
+    co_return co_await d_.router->complete(p->model, p->req, live);
+  };
+  std::optional<ServedCompletion> got;
+  if (!cache_key.empty()) {
+    if (auto hit = responses_.get(cache_key))
+      if (auto c = completion_from_cache(hit->body)) got = ServedCompletion(std::move(*c));
+    if (!got) {
+      bool shared = false;
+      got = co_await model_flights_.run(cache_key, call, &shared);
+      // A shared answer cut short because its own reader left is no answer.
+      if (shared && got->has_value() && (*got)->value.finish_reason == "cancelled") got.reset();
+      else cache_hit = shared;
+    } else {
+      cache_hit = true;
+    }
+    if (!got) got = co_await call();
+    else if (!cache_hit && got->has_value() && (*got)->value.finish_reason != "cancelled")
+      responses_.put(cache_key, {"application/json", completion_to_cache(**got)}, d_.config.model_cache_ttl);
+  } else {
+    got = co_await call();
+  }
+  auto& r = *got;
+  if (cache_hit) sink.cache_header = "hit";
+
   if (!p->stream) {
-    auto r = co_await d_.router->complete(p->model, p->req, nullptr);
     if (!r) {
       co_await reject(error_of(r.error()));
       co_return;
     }
     target = r->target;
     const auto& c = r->value;
-    usage = c.usage;
+    if (!cache_hit) usage = c.usage;
     http::Response res{http::bhttp::status::ok, 11};
     res.set(http::bhttp::field::content_type, "application/json");
     if (c.model_load_ms > 0) res.set("Server-Timing", server_timing(c.model_load_ms));
+    if (!cache_key.empty()) res.set("X-Aifn-Cache", sink.cache_header);
     res.body() = completion_json(shape, c);
     bool delivered = co_await ex.respond(res);
     record(delivered ? 200 : 499, delivered ? "" : "client_disconnected");
     co_return;
   }
 
-  SseSink sink(ex, shape, p->include_usage);
-  // A reader who leaves is noticed at once, not at the next write: the next
-  // piece of text then stops the generation.
-  ex.watch_disconnect([gone = sink.gone_flag] { *gone = true; });
-  auto r = co_await d_.router->complete(p->model, p->req, &sink);
   if (!r) {
     if (!sink.started) {
       co_await reject(error_of(r.error()));
@@ -393,8 +470,9 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
     ex.close_after();
     co_return;
   }
+  if (cache_hit && !r->value.text.empty()) co_await sink.on_text(r->value.text);  // the replay
   target = r->target;
-  usage = r->value.usage;
+  if (!cache_hit) usage = r->value.usage;
   // (No co_await inside && or ?: here: g++ 12 miscompiles it.)
   bool ok = !sink.gone;
   if (ok) ok = co_await sink.start();
@@ -403,7 +481,7 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
     ok = co_await ex.write_chunk(last);
   }
   if (ok && p->include_usage) {
-    std::string u = usage_chunk(shape, usage);
+    std::string u = usage_chunk(shape, r->value.usage);  // the answer's own counts, also when replayed
     ok = co_await ex.write_chunk(u);
   }
   if (ok) ok = co_await ex.write_chunk("data: [DONE]\n\n");

@@ -20,7 +20,7 @@ namespace {
 // Streams the answer as chunked text/plain; the head goes out with the first text.
 class TextStreamSink : public models::TextSink {
  public:
-  TextStreamSink(http::Exchange& ex, bool write) : ex_(ex), write_(write) {}
+  TextStreamSink(http::Exchange& ex, bool write, bool cacheable) : ex_(ex), write_(write), cacheable_(cacheable) {}
   net::awaitable<bool> on_text(std::string_view text) override {
     if (gone || *gone_flag || *timed_out) co_return false;
     if (!write_) co_return true;  // JSON output: nothing goes out before the whole answer
@@ -32,6 +32,7 @@ class TextStreamSink : public models::TextSink {
       head.set(http::bhttp::field::cache_control, "no-cache");
       head.set("X-Accel-Buffering", "no");
       head.set("X-Aifn-Cold-Start", "false");
+      if (cacheable_) head.set("X-Aifn-Cache", "miss");
       if (load_ms > 0) head.set("Server-Timing", fmt::format("model_load;dur={:.1f}", load_ms));
       ok = co_await ex_.start_stream(head);
     }
@@ -49,6 +50,7 @@ class TextStreamSink : public models::TextSink {
  private:
   http::Exchange& ex_;
   bool write_;
+  bool cacheable_;
 };
 
 }  // namespace
@@ -77,7 +79,7 @@ net::awaitable<void> Gateway::invoke_prompt(http::Exchange& ex, const functions:
   req.sampling.temperature = p.temperature;
 
   const bool stream = p.output == "text";
-  TextStreamSink sink(ex, stream);
+  TextStreamSink sink(ex, stream, meter.cacheable);
   ex.watch_disconnect([gone = sink.gone_flag] { *gone = true; });
   // The function's timeout: generation stops at the next token (504).
   net::steady_timer deadline(co_await net::this_coro::executor);
@@ -127,10 +129,13 @@ net::awaitable<void> Gateway::invoke_prompt(http::Exchange& ex, const functions:
       // An empty answer: an empty stream.
       http::Response res{http::bhttp::status::ok, 11};
       res.set(http::bhttp::field::content_type, "text/plain; charset=utf-8");
+      if (meter.cacheable) res.set("X-Aifn-Cache", "miss");
       co_await ex.respond(res);
     } else {
       co_await ex.end_stream();
     }
+    meter.answer = r->value.text;
+    meter.answer_type = "text/plain; charset=utf-8";
     co_return;
   }
   auto doc = models::extract_json(r->value.text);
@@ -151,8 +156,11 @@ net::awaitable<void> Gateway::invoke_prompt(http::Exchange& ex, const functions:
   http::Response res{http::bhttp::status::ok, 11};
   res.set(http::bhttp::field::content_type, "application/json");
   res.set("X-Aifn-Cold-Start", "false");
+  if (meter.cacheable) res.set("X-Aifn-Cache", "miss");
   if (r->value.model_load_ms > 0) res.set("Server-Timing", fmt::format("model_load;dur={:.1f}", r->value.model_load_ms));
   res.body() = boost::json::serialize(*doc);
+  meter.answer = res.body();
+  meter.answer_type = "application/json";
   co_await ex.respond(res);
 }
 

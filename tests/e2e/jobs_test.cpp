@@ -145,7 +145,7 @@ TEST(Jobs, BadRequestsGetClearErrors) {
 TEST(Jobs, FailedRunsAreRetriedWithBackoffThenSucceed) {
   FunctionsDir fns{{"flaky", "[retry]\nmax_attempts = 3\nbackoff = \"100ms\"\n"}};
   Server s(fns.path());
-  auto count = fns.path() / "flaky" / "runs";  // in the function folder: instances have their own /tmp
+  auto count = fns.path() / "flaky" / "runs";  // inside the function folder: instances have their own /tmp
   auto id = enqueue(s, "flaky", R"({"count_file": ")" + count.string() + R"(", "fail_times": 2})");
   auto j = wait_final(s, id);
   ASSERT_EQ(str(j, "status"), "succeeded") << j << s.log();
