@@ -35,7 +35,8 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# npm packages used by the integration tests (real clients no one here wrote).
+# npm packages used by the integration tests (real clients no one here wrote),
+# listed in tests/node/package.json: openai, aws-lambda-ric, @aws-sdk/client-lambda.
 root="$(cd "$(dirname "$0")/.." && pwd)"
 if [ ! -f "$root/tests/node/node_modules/.aifn-installed" ] || \
    [ "$root/tests/node/package.json" -nt "$root/tests/node/node_modules/.aifn-installed" ]; then

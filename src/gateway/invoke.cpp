@@ -289,7 +289,10 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
           break;
         }
         std::string input(text);
-        auto job = co_await d_.jobs->adopt(*dep, inv, input);
+        // The job takes over the call's model grant: the token keeps working.
+        std::shared_ptr<void> carried = grant;
+        token_scope.reset();
+        auto job = co_await d_.jobs->adopt(*dep, inv, input, carried);
         if (!job) {
           inv->abort(job.error());
           break;

@@ -1,6 +1,8 @@
 // Job routes (DESIGN.md §6): POST /fn/{name}/jobs, GET /jobs,
 // GET|DELETE /jobs/{id}, GET /jobs/{id}/events, POST /jobs/{id}/retry, and the
 // Lambda-compatible POST /2015-03-31/functions/{name}/invocations.
+#include <map>
+
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 #include <fmt/format.h>
@@ -92,6 +94,14 @@ net::awaitable<bool> Gateway::route_jobs(http::Exchange& ex, std::string_view pa
     co_return true;
   }
   auto m = ex.method();
+  // /jobs routes need some invoke scope (security::Auth); each job is then
+  // visible only to keys that may invoke its function.
+  std::map<std::string, bool> allowed_cache;
+  auto may_see = [&](const std::string& function) {
+    auto [it, fresh] = allowed_cache.try_emplace(function, false);
+    if (fresh) it->second = d_.auth.check("/fn/" + function, ex.field("Authorization")).has_value();
+    return it->second;
+  };
   if (path == "/jobs") {
     if (m != verb::get) {
       co_await ex.respond_error(Error(ErrorType::method_not_allowed, "use GET /jobs to list jobs"));
@@ -121,7 +131,8 @@ net::awaitable<bool> Gateway::route_jobs(http::Exchange& ex, std::string_view pa
       co_return true;
     }
     boost::json::array arr;
-    for (auto& j : *jobs) arr.push_back(jobs::job_json(j));
+    for (auto& j : *jobs)
+      if (may_see(j.function)) arr.push_back(jobs::job_json(j));
     boost::json::object out;
     out["jobs"] = std::move(arr);
     co_await ex.respond(200, "application/json", boost::json::serialize(out));
@@ -132,8 +143,16 @@ net::awaitable<bool> Gateway::route_jobs(http::Exchange& ex, std::string_view pa
   std::string id(rest.substr(0, slash));
   std::string_view sub = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
   Expected<store::JobRecord> job = fail(ErrorType::method_not_allowed, "use GET or DELETE on /jobs/{id}");
+  // Another function's job is answered as missing, not as forbidden.
+  auto seen = co_await d_.jobs->get(id);
+  if (!seen || !may_see(seen->function)) {
+    // A named value: GCC 12 mishandles class temporaries in co_await expressions.
+    Error missing = seen ? Error(ErrorType::not_found, fmt::format("no job with id \"{}\"", id)) : seen.error();
+    co_await ex.respond_error(missing);
+    co_return true;
+  }
   if (sub.empty() && m == verb::get) {
-    job = co_await d_.jobs->get(id);
+    job = std::move(seen);
   } else if (sub.empty() && m == verb::delete_) {
     job = co_await d_.jobs->cancel(id);
   } else if (sub == "retry" && m == verb::post) {

@@ -34,9 +34,29 @@ std::string find_runtimes_dir() {
 
 // The jobs service: this node's lease-owner name and the webhook signing
 // secret live in the data dir (generated on first start, mode 0600).
+// A job run's model-gateway grant: its invocation token is registered for
+// the run, and the models and tokens it used go on its usage record.
+class JobModelAccess : public jobs::ModelAccess {
+ public:
+  JobModelAccess(models::TokenRegistry& tokens, std::shared_ptr<models::Grant> grant, const std::string& token)
+      : grant_(std::move(grant)), scope_(&tokens, token) {
+    tokens.add(token, grant_);
+  }
+  void fill_usage(store::UsageRecord& r) override {
+    r.model = grant_->model;
+    r.tokens_in = grant_->tokens_in;
+    r.tokens_out = grant_->tokens_out;
+    grant_->recorded = true;
+  }
+
+ private:
+  std::shared_ptr<models::Grant> grant_;
+  models::TokenScope scope_;
+};
+
 std::optional<std::unique_ptr<jobs::Jobs>> start_jobs(net::io_context& io, const config::Server& cfg,
                                                       store::Store& store, functions::Registry& registry,
-                                                      metering::Meter& meter) {
+                                                      metering::Meter& meter, models::TokenRegistry& tokens) {
   auto node = jobs::load_or_create_node_id(cfg.data_dir);
   auto secret = jobs::load_or_create_webhook_secret(cfg.webhook_secret, cfg.data_dir);
   if (!node || !secret) {
@@ -46,6 +66,19 @@ std::optional<std::unique_ptr<jobs::Jobs>> start_jobs(net::io_context& io, const
   jobs::JobsOptions opts;
   opts.node_id = *node;
   opts.webhook_secret = *secret;
+  opts.grant_models = [&tokens](const runtime::FunctionSpec& spec, const std::string& request_id,
+                                const std::string& token, const std::shared_ptr<void>& carried) {
+    // A call that became a job brings its grant (and the tokens it used so far).
+    auto grant = std::static_pointer_cast<models::Grant>(carried);
+    if (!grant) {
+      grant = std::make_shared<models::Grant>();
+      grant->function = spec.cfg.name;
+      grant->version = spec.version;
+      grant->request_id = request_id;
+      grant->models = spec.cfg.models;
+    }
+    return std::unique_ptr<jobs::ModelAccess>(new JobModelAccess(tokens, std::move(grant), token));
+  };
   return std::make_unique<jobs::Jobs>(io, store, registry, meter, std::move(opts));
 }
 
@@ -177,7 +210,7 @@ int run_server(const config::Server& cfg) {
   // from the secret store; resolved once, here.
   auto router = models::make_router(
       cfg, io.get_executor(), models::secret_key_resolver([&secrets](const std::string& n) { return secrets.get(n); }));
-  auto jobs = start_jobs(io, cfg, **store, registry, meter);
+  auto jobs = start_jobs(io, cfg, **store, registry, meter, tokens);
   if (!jobs) {
     registry.stop_all();
     return 1;

@@ -58,6 +58,8 @@ struct Jobs::Running {
   store::JobRecord job;
   std::shared_ptr<runtime::Invocation> inv;
   bool cancelled = false;
+  std::shared_ptr<void> carried_grant;    // adopted calls: their model grant
+  std::unique_ptr<ModelAccess> models;  // this run's model-gateway access
 };
 
 Jobs::Jobs(net::io_context& io, store::Store& store, functions::Registry& registry, metering::Meter& meter,
@@ -274,6 +276,8 @@ net::awaitable<void> Jobs::run(Running& ref) {
     } else {
       r.inv = *got;
       auto& inv = *r.inv;
+      if (opts_.grant_models && !inv.token.empty())
+        r.models = opts_.grant_models(*dep->spec, job.id, inv.token, r.carried_grant);
       std::string streamed;
       bool done = false;
       std::string usage_error;
@@ -317,6 +321,8 @@ net::awaitable<void> Jobs::run(Running& ref) {
       ur.duration_ms = inv.exec_ms();
       ur.billed_ms = inv.exec_started == runtime::Clock::time_point{} ? 0 : std::max<std::int64_t>(1, ur.duration_ms);
       ur.gb_seconds = metering::gb_seconds(ur.memory_mb, ur.billed_ms);
+      if (r.models) r.models->fill_usage(ur);
+      r.models.reset();  // the token stops working with the run
       meter_.record(std::move(ur));
     }
   }
@@ -409,7 +415,8 @@ net::awaitable<Expected<std::pair<store::JobRecord, bool>>> Jobs::enqueue(const 
 
 net::awaitable<Expected<store::JobRecord>> Jobs::adopt(const functions::Deployed& fn,
                                                        const std::shared_ptr<runtime::Invocation>& inv,
-                                                       const std::string& input) {
+                                                       const std::string& input,
+                                                       const std::shared_ptr<void>& carried_grant) {
   const auto& cfg = fn.spec->cfg;
   store::JobRecord rec;
   rec.id = new_job_id();
@@ -431,6 +438,7 @@ net::awaitable<Expected<store::JobRecord>> Jobs::adopt(const functions::Deployed
   auto r = std::make_shared<Running>();
   r->job = std::move(copy);
   r->inv = inv;
+  r->carried_grant = carried_grant;
   ++active_[cfg.name];
   running_[r->job.id] = r;
   net::co_spawn(io_, [this, r] { return run(*r); }, net::detached);

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -40,6 +41,20 @@ namespace aifn::jobs {
 class JobDb;
 class Webhooks;
 
+// A job run's access to the model gateway (DESIGN.md §5): set up for the
+// run's invocation token when the run starts and released when it ends;
+// it fills the run's usage record with the models and tokens used.
+class ModelAccess {
+ public:
+  virtual ~ModelAccess() = default;
+  virtual void fill_usage(store::UsageRecord& r) = 0;
+};
+// Provided by the server (serve.cpp), which owns the token registry.
+// `carried` is what a call that became a job already had (see adopt()).
+using GrantModels = std::function<std::unique_ptr<ModelAccess>(
+    const runtime::FunctionSpec& spec, const std::string& request_id, const std::string& token,
+    const std::shared_ptr<void>& carried)>;
+
 struct JobsOptions {
   // Lease owner name of this node. Stable across restarts (kept in the data
   // dir), so a restarted node takes back its own leases at once.
@@ -52,6 +67,7 @@ struct JobsOptions {
   Millis callback_backoff{1'000};
   int callback_max_attempts = 6;
   Millis callback_timeout{10'000};
+  GrantModels grant_models;  // unset: job runs get no model access
 };
 
 // One event of a job's feed (GET /jobs/{id}/events): `status` with the job
@@ -96,9 +112,11 @@ class Jobs {
   // Takes over a synchronous call that became a job (on_timeout /
   // on_disconnect = "job", DESIGN.md §4): commits a running job leased to
   // this node and follows the same execution to its end; nothing restarts.
+  // `carried_grant` is the call's model-gateway grant, kept for the job.
   boost::asio::awaitable<Expected<store::JobRecord>> adopt(const functions::Deployed& fn,
                                                            const std::shared_ptr<runtime::Invocation>& inv,
-                                                           const std::string& input);
+                                                           const std::string& input,
+                                                           const std::shared_ptr<void>& carried_grant);
   boost::asio::awaitable<Expected<store::JobRecord>> get(const std::string& id);
   boost::asio::awaitable<Expected<std::vector<store::JobRecord>>> list(const store::JobFilter& filter);
   // Cancels a queued or running job; a running one is killed.

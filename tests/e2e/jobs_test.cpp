@@ -410,6 +410,51 @@ TEST(Jobs, OnDisconnectFinishCompletesTheCall) {
   }
 }
 
+TEST(Jobs, AJobRunCanUseItsInvocationTokenWithTheModelGateway) {
+  FunctionsDir fns;
+  write_function(fns.path() / "asker", "name = \"asker\"\nruntime = \"node\"\nhandler = \"index.handler\"\n",
+                 {{"index.js",
+                   "exports.handler = async (e, ctx) => {\n"
+                   "  const r = await fetch(ctx.aifn.modelsUrl + '/models',\n"
+                   "                        {headers: {Authorization: 'Bearer ' + ctx.aifn.token}});\n"
+                   "  return {status: r.status};\n"
+                   "};\n"}});
+  Server s(fns.path());
+  auto j = wait_final(s, enqueue(s, "asker", "{}"));
+  ASSERT_EQ(str(j, "status"), "succeeded") << j;
+  EXPECT_EQ(j.at("result").at("status").as_int64(), 200) << "the job's token is accepted while it runs";
+}
+
+TEST(Jobs, AKeySeesOnlyJobsOfFunctionsItMayInvoke) {
+  FunctionsDir fns{{"mine", ""}, {"theirs", ""}};
+  Server s(fns.path());
+  auto as = [&](const std::string& method, const std::string& path, const std::string& key) {
+    http::ClientRequest r{.method = method, .url = s.url(path), .body = method == "POST" ? "{}" : ""};
+    if (!key.empty()) r.headers["Authorization"] = "Bearer " + key;
+    auto res = http::fetch(r);
+    if (!res) throw std::runtime_error(method + " " + path + ": " + res.error().message);
+    return *res;
+  };
+  auto made = s.post("/admin/keys", R"({"name":"m","scopes":["invoke:mine"]})");  // open until the first key
+  ASSERT_EQ(made.status, 201) << made.body;
+  auto key = str(json(made.body), "key");
+  std::string admin;
+  std::ifstream(s.data_dir() / "admin.key") >> admin;
+  auto theirs = as("POST", "/fn/theirs/jobs", admin);
+  ASSERT_EQ(theirs.status, 202) << theirs.body;
+  auto their_id = str(json(theirs.body), "id");
+  auto mine = as("POST", "/fn/mine/jobs", key);
+  ASSERT_EQ(mine.status, 202) << mine.body;
+  EXPECT_EQ(as("POST", "/fn/theirs/jobs", key).status, 403);
+  EXPECT_EQ(as("GET", "/jobs/" + their_id, key).status, 404) << "another function's job is not shown";
+  EXPECT_EQ(as("DELETE", "/jobs/" + their_id, key).status, 404);
+  EXPECT_EQ(as("GET", "/jobs/" + their_id, admin).status, 200);
+  auto listed = json(as("GET", "/jobs", key).body).at("jobs").as_array();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(str(listed[0], "function"), "mine");
+  EXPECT_EQ(as("GET", "/jobs", "").status, 401);
+}
+
 // Runs `aifn ARGS` against the server; returns (exit code, stdout + stderr).
 std::pair<int, std::string> cli(Server& s, const std::string& args) {
   std::string cmd = "AIFN_SERVER=http://127.0.0.1:" + std::to_string(s.port()) + " " + binary() + " " + args + " 2>&1";
