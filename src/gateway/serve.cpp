@@ -56,9 +56,11 @@ class JobModelAccess : public jobs::ModelAccess {
 
 std::optional<std::unique_ptr<jobs::Jobs>> start_jobs(net::io_context& io, const config::Server& cfg,
                                                       store::Store& store, functions::Registry& registry,
-                                                      metering::Meter& meter, models::TokenRegistry& tokens) {
+                                                      metering::Meter& meter, models::TokenRegistry& tokens,
+                                                      security::Secrets& secrets) {
   auto node = jobs::load_or_create_node_id(cfg.data_dir);
-  auto secret = jobs::load_or_create_webhook_secret(cfg.webhook_secret, cfg.data_dir);
+  auto secret = jobs::load_or_create_webhook_secret(cfg.webhook_secret, cfg.data_dir,
+                                                    [&secrets](const std::string& n) { return secrets.get(n); });
   if (!node || !secret) {
     spdlog::critical("jobs: {}", (!node ? node.error() : secret.error()).message);
     return std::nullopt;
@@ -210,7 +212,7 @@ int run_server(const config::Server& cfg) {
   // from the secret store; resolved once, here.
   auto router = models::make_router(
       cfg, io.get_executor(), models::secret_key_resolver([&secrets](const std::string& n) { return secrets.get(n); }));
-  auto jobs = start_jobs(io, cfg, **store, registry, meter, tokens);
+  auto jobs = start_jobs(io, cfg, **store, registry, meter, tokens, secrets);
   if (!jobs) {
     registry.stop_all();
     return 1;

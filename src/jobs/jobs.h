@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <map>
 #include <memory>
 #include <string>
@@ -168,9 +169,12 @@ bool is_final_status(const std::string& status);
 // with the base64 part of `secret` ("whsec_<base64>"). Empty on a bad secret.
 std::string sign_webhook(const std::string& secret, const std::string& id, std::int64_t timestamp,
                          const std::string& body);
-// The secret from [jobs] webhook_secret, or generated into
-// DATA_DIR/webhook_secret (mode 0600) on first use.
-Expected<std::string> load_or_create_webhook_secret(const std::string& configured, const std::string& data_dir);
+// The secret from [jobs] webhook_secret ("env:NAME", or "secret:NAME" read
+// through `secret`), or generated into DATA_DIR/webhook_secret (mode 0600)
+// on first use.
+using SecretLookup = std::function<Expected<std::optional<std::string>>(const std::string&)>;
+Expected<std::string> load_or_create_webhook_secret(const std::string& configured, const std::string& data_dir,
+                                                    const SecretLookup& secret = {});
 // This node's lease owner name, kept in DATA_DIR/node_id.
 Expected<std::string> load_or_create_node_id(const std::string& data_dir);
 

@@ -1,5 +1,7 @@
 // The jobs table's guarantees on a real SQLite file, and the webhook signer.
 // The worker itself runs against real instances in tests/e2e/jobs_test.cpp.
+#include <unistd.h>
+
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -168,6 +170,24 @@ TEST(WebhookSignature, MatchesTheStandardWebhooksTestVector) {
                          R"({"test": 2432232314})"),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
   EXPECT_EQ(sign_webhook("not-a-secret", "id", 1, "{}"), "");
+}
+
+TEST(WebhookSecret, ComesFromTheSecretStoreOrTheDataDir) {
+  auto dir = fs::temp_directory_path() / ("aifn-whsec-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  SecretLookup store = [](const std::string& name) -> Expected<std::optional<std::string>> {
+    if (name == "WEBHOOK_SECRET") return std::optional<std::string>("whsec_c2VjcmV0");
+    if (name == "PLAIN") return std::optional<std::string>("not-whsec");
+    return std::optional<std::string>();
+  };
+  EXPECT_EQ(*load_or_create_webhook_secret("secret:WEBHOOK_SECRET", dir.string(), store), "whsec_c2VjcmV0");
+  EXPECT_FALSE(load_or_create_webhook_secret("secret:MISSING", dir.string(), store));
+  EXPECT_FALSE(load_or_create_webhook_secret("secret:PLAIN", dir.string(), store));
+  auto made = load_or_create_webhook_secret("", dir.string(), store);
+  ASSERT_TRUE(made);
+  EXPECT_EQ(made->rfind("whsec_", 0), 0u);
+  EXPECT_EQ(*load_or_create_webhook_secret("", dir.string(), store), *made);  // kept
+  fs::remove_all(dir);
 }
 
 TEST(JobJson, ShowsTheErrorObjectAndNullTimes) {

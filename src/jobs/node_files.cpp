@@ -55,20 +55,27 @@ Expected<std::string> read_or_create(const fs::path& path, const std::string& fr
 
 }  // namespace
 
-Expected<std::string> load_or_create_webhook_secret(const std::string& configured, const std::string& data_dir) {
+Expected<std::string> load_or_create_webhook_secret(const std::string& configured, const std::string& data_dir,
+                                                    const SecretLookup& secret) {
+  auto checked = [](std::string s) -> Expected<std::string> {
+    if (!s.starts_with("whsec_"))
+      return fail(ErrorType::bad_request, "[jobs] webhook_secret: the value must look like whsec_<base64>");
+    return s;
+  };
   if (configured.starts_with("env:")) {
     const char* v = std::getenv(configured.substr(4).c_str());
     if (!v || !*v)
       return fail(ErrorType::bad_request,
                   fmt::format("[jobs] webhook_secret: environment variable {} is not set", configured.substr(4)));
-    std::string s = v;
-    if (!s.starts_with("whsec_"))
-      return fail(ErrorType::bad_request, "[jobs] webhook_secret: the value must look like whsec_<base64>");
-    return s;
+    return checked(v);
   }
-  if (configured.starts_with("secret:"))
-    return fail(ErrorType::bad_request,
-                "[jobs] webhook_secret: the secret store is not built yet; use \"env:NAME\" or leave it unset");
+  if (configured.starts_with("secret:")) {
+    auto name = configured.substr(7);
+    auto v = secret ? secret(name) : Expected<std::optional<std::string>>();
+    if (!v) return tl::unexpected(v.error());
+    if (!*v) return fail(ErrorType::bad_request, fmt::format("[jobs] webhook_secret: secret {} is not set", name));
+    return checked(**v);
+  }
   return read_or_create(fs::path(data_dir) / "webhook_secret", "whsec_" + random_base64(32));
 }
 
