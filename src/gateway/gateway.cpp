@@ -11,6 +11,8 @@ using http::bhttp::verb;
 
 namespace {
 
+}  // namespace
+
 std::string query_param(std::string_view query, std::string_view key) {
   std::string ref = "?" + std::string(query);
   auto parsed = boost::urls::parse_relative_ref(ref);
@@ -19,6 +21,8 @@ std::string query_param(std::string_view query, std::string_view key) {
     if (p.key == key) return p.value;
   return {};
 }
+
+namespace {
 
 std::int64_t parse_time_ms(const std::string& s) {
   // Epoch milliseconds or seconds; "" = unbounded.

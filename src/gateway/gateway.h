@@ -102,6 +102,9 @@ class Gateway {
   cache::SingleFlight<models::ProviderResult<models::Served<models::Completion>>> model_flights_;
 };
 
+// The value of `key` in a URL query string ("" when absent), percent-decoded.
+std::string query_param(std::string_view query, std::string_view key);
+
 // A request id from the client when it is sane, else a new one.
 std::string request_id_for(std::string_view client_value);
 std::string new_request_id();

@@ -19,14 +19,6 @@ namespace {
 constexpr std::size_t kMaxIdempotencyKey = 255;
 constexpr std::string_view kLambdaPrefix = "/2015-03-31/functions/";
 
-std::string query_value(std::string_view query, std::string_view key) {
-  std::string ref = "?" + std::string(query);
-  auto parsed = boost::urls::parse_relative_ref(ref);
-  if (!parsed) return {};
-  for (auto p : parsed->params())
-    if (p.key == key) return p.value;
-  return {};
-}
 
 bool valid_status_filter(const std::string& s) {
   return s.empty() || s == "queued" || s == "running" || s == "succeeded" || s == "failed" || s == "cancelled";
@@ -108,9 +100,9 @@ net::awaitable<bool> Gateway::route_jobs(http::Exchange& ex, std::string_view pa
       co_return true;
     }
     store::JobFilter f;
-    f.function = query_value(ex.query(), "function");
-    f.status = query_value(ex.query(), "status");
-    auto limit = query_value(ex.query(), "limit");
+    f.function = query_param(ex.query(), "function");
+    f.status = query_param(ex.query(), "status");
+    auto limit = query_param(ex.query(), "limit");
     f.limit = 100;
     if (!limit.empty()) {
       try {
