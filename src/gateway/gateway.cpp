@@ -9,10 +9,6 @@ namespace aifn::gateway {
 namespace net = boost::asio;
 using http::bhttp::verb;
 
-namespace {
-
-}  // namespace
-
 std::string query_param(std::string_view query, std::string_view key) {
   std::string ref = "?" + std::string(query);
   auto parsed = boost::urls::parse_relative_ref(ref);
