@@ -8,11 +8,14 @@
 // constant time.
 //
 //   WEBHOOK_SECRET=$(cat .aifn/webhook_secret) node receiver.js [PORT]
+//   TLS_CERT=cert.pem TLS_KEY=key.pem WEBHOOK_SECRET=... node receiver.js [PORT]   # https
 //
 // Prints one JSON line per delivery: {"verified":true,"id":...,"type":...,"job":...}.
 // FAIL_FIRST=N answers the first N deliveries with 500, to watch aifn retry.
 'use strict';
 const http = require('node:http');
+const https = require('node:https');
+const fs = require('node:fs');
 const crypto = require('node:crypto');
 
 const TOLERANCE_S = 5 * 60;
@@ -38,7 +41,10 @@ function verify(secret, headers, body) {
 const secret = process.env.WEBHOOK_SECRET || '';
 let failFirst = Number(process.env.FAIL_FIRST || 0);
 
-const server = http.createServer((req, res) => {
+// TLS_CERT and TLS_KEY (PEM files) make it an https receiver.
+const tls = process.env.TLS_CERT
+  ? { cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY) } : null;
+const handler = (req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
@@ -60,7 +66,8 @@ const server = http.createServer((req, res) => {
                                  status: msg.data.status }));
     res.writeHead(204).end();
   });
-});
+};
+const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
 server.listen(Number(process.argv[2] || 0), '127.0.0.1', () => {
   console.log(JSON.stringify({ listening: server.address().port }));
 });

@@ -271,6 +271,7 @@ Server load_server(const std::string& path) {
         jr.fail_at("webhook_secret", *jr.node("webhook_secret"), "must be \"secret:NAME\" or \"env:NAME\"");
       s.webhook_secret = *v;
     }
+    if (auto v = jr.string("callback_ca_file")) s.callback_ca_file = *v;
     jr.finish();
   }
   if (const toml::table* t = r.table("pricing")) read_pricing(path, *t, s.pricing);

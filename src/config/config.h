@@ -83,6 +83,7 @@ struct Server {
   std::vector<Provider> providers;
   std::vector<ModelRoute> models;
   std::string webhook_secret;  // [jobs]
+  std::string callback_ca_file;  // [jobs] callback_ca_file: PEM bundle for https callback receivers
   Pricing pricing;
 };
 

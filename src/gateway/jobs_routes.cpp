@@ -28,9 +28,8 @@ bool valid_status_filter(const std::string& s) {
 std::optional<Error> check_callback_url(std::string_view url) {
   if (url.empty()) return std::nullopt;
   auto u = boost::urls::parse_absolute_uri(url);
-  if (!u || u->scheme() != "http" || u->host().empty())
-    return Error(ErrorType::bad_request,
-                 "Aifn-Callback-Url must be an absolute http:// URL (https callbacks are not supported yet)");
+  if (!u || (u->scheme() != "http" && u->scheme() != "https") || u->host().empty())
+    return Error(ErrorType::bad_request, "Aifn-Callback-Url must be an absolute http:// or https:// URL");
   if (url.size() > 2048) return Error(ErrorType::bad_request, "Aifn-Callback-Url is longer than 2048 characters");
   return std::nullopt;
 }

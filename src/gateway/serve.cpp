@@ -68,6 +68,7 @@ std::optional<std::unique_ptr<jobs::Jobs>> start_jobs(net::io_context& io, const
   jobs::JobsOptions opts;
   opts.node_id = *node;
   opts.webhook_secret = *secret;
+  opts.callback_ca_file = cfg.callback_ca_file;
   opts.grant_models = [&tokens](const runtime::FunctionSpec& spec, const std::string& request_id,
                                 const std::string& token, const std::shared_ptr<void>& carried) {
     // A call that became a job brings its grant (and the tokens it used so far).

@@ -73,7 +73,8 @@ Jobs::Jobs(net::io_context& io, store::Store& store, functions::Registry& regist
       wake_(io),
       beat_(io) {
   webhooks_ = std::make_unique<Webhooks>(*db_, WebhookOptions{opts_.webhook_secret, opts_.callback_backoff,
-                                                             opts_.callback_max_attempts, opts_.callback_timeout});
+                                                             opts_.callback_max_attempts, opts_.callback_timeout,
+                                                             opts_.callback_ca_file});
 }
 
 Jobs::~Jobs() {

@@ -68,6 +68,7 @@ struct JobsOptions {
   Millis callback_backoff{1'000};
   int callback_max_attempts = 6;
   Millis callback_timeout{10'000};
+  std::string callback_ca_file;  // PEM bundle for https receivers; "" = the system trust store
   GrantModels grant_models;  // unset: job runs get no model access
 };
 

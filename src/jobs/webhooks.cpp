@@ -4,12 +4,16 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
+#include <optional>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "http/client.h"
+#include "models/upstream_client.h"
 #include "jobs/job_db.h"
 #include "jobs/jobs.h"
 
@@ -87,20 +91,37 @@ void Webhooks::deliver(const store::JobRecord& job) {
 }
 
 bool Webhooks::post(const Delivery& d) {
+  if (!client_) {
+    models::UpstreamOptions o;
+    o.connect_timeout = o.first_byte_timeout = o.idle_timeout = opts_.timeout;
+    o.max_attempts = 1;  // retries are ours, with the backoff above, and recorded on the job
+    o.ca_file = opts_.ca_file;
+    o.max_body = 64 * 1024;
+    auto c = models::UpstreamClient::create(io_.get_executor(), o);
+    if (!c) {
+      spdlog::error("event=callback_failed job={} reason=\"{}\"", d.job_id, c.error().message);
+      return false;
+    }
+    client_ = *c;
+  }
   auto ts = epoch_s();
-  http::ClientRequest req;
+  models::UpstreamRequest req;
   req.method = "POST";
   req.url = d.url;
-  req.body = d.body;
-  req.timeout = opts_.timeout;
-  req.headers["Content-Type"] = "application/json";
-  req.headers["webhook-id"] = d.msg_id;
-  req.headers["webhook-timestamp"] = std::to_string(ts);
-  req.headers["webhook-signature"] = sign_webhook(opts_.secret, d.msg_id, ts, d.body);
-  auto r = http::fetch(req);
-  if (r && r->status >= 200 && r->status < 300) return true;
+  req.body = d.body;  // sent as application/json
+  req.headers = {{"webhook-id", d.msg_id},
+                 {"webhook-timestamp", std::to_string(ts)},
+                 {"webhook-signature", sign_webhook(opts_.secret, d.msg_id, ts, d.body)}};
+  std::optional<Expected<models::UpstreamResponse>> r;
+  boost::asio::co_spawn(
+      io_, [&]() -> boost::asio::awaitable<void> { r = co_await client_->fetch(req); }, boost::asio::detached);
+  io_.restart();
+  io_.run();  // this thread's own loop: one delivery at a time
+  if (r && *r && (*r)->status >= 200 && (*r)->status < 300) return true;
+  if (!r) return false;
+  auto& res = *r;
   spdlog::warn("event=callback_failed job={} attempt={} reason=\"{}\"", d.job_id, d.attempts,
-               r ? fmt::format("HTTP {}", r->status) : r.error().message);
+               res ? fmt::format("HTTP {}", res->status) : res.error().message);
   return false;
 }
 

@@ -3,6 +3,8 @@
 // (https://www.standardwebhooks.com: webhook-id, webhook-timestamp,
 // webhook-signature), retries a failed delivery with exponential backoff,
 // and records the delivery state on the job (pending -> delivered | failed).
+// http and https (verified against the system trust store, or ca_file),
+// over kept-alive connections of the upstream client.
 // deliver() is safe from any thread.
 #pragma once
 
@@ -13,8 +15,14 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+
 #include "base/units.h"
 #include "store/store.h"
+
+namespace aifn::models {
+class UpstreamClient;
+}
 
 namespace aifn::jobs {
 
@@ -25,6 +33,7 @@ struct WebhookOptions {
   Millis backoff{1'000};
   int max_attempts = 6;
   Millis timeout{10'000};
+  std::string ca_file;  // PEM bundle for https receivers; empty = the system trust store
 };
 
 class Webhooks {
@@ -50,6 +59,8 @@ class Webhooks {
 
   JobDb& db_;
   const WebhookOptions opts_;
+  boost::asio::io_context io_;                          // the delivery thread's own
+  std::shared_ptr<models::UpstreamClient> client_;      // used on the delivery thread only
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Delivery> queue_;  // guarded by mu_

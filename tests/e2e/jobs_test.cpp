@@ -3,6 +3,7 @@
 // cancel kills, idempotency keys, the SSE feed, signed callbacks checked by
 // a real receiver, kill -9 with 200 jobs, the pool-sharing rule, and the
 // official AWS SDK's Invoke.
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -262,6 +263,50 @@ TEST(Jobs, CallbackIsSignedAndARealReceiverVerifiesIt) {
   }
   EXPECT_EQ(verified, 1);
   EXPECT_EQ(refused, 0);
+}
+
+TEST(Jobs, HttpsCallbackIsDeliveredToAVerifiedReceiver) {
+  FunctionsDir fns{{"work", ""}};
+  // A CA and a certificate for 127.0.0.1 made here, for the receiver.
+  auto tls = fns.path() / "tls";
+  fs::create_directories(tls);
+  std::string d = tls.string();
+  std::string make =
+      "cd " + d + " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out ca.pem"
+      " && openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout key.pem -out req.csr"
+      " && printf 'subjectAltName=IP:127.0.0.1' > ext.cnf"
+      " && openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile ext.cnf -out cert.pem";
+  ASSERT_EQ(std::system((make + " > /dev/null 2>&1").c_str()), 0);
+  Server s(fns.path(), {}, "[jobs]\ncallback_ca_file = \"" + d + "/ca.pem\"\n");
+  auto secret = read_file(s.data_dir() / "webhook_secret");
+  while (!secret.empty() && secret.back() == '\n') secret.pop_back();
+  Child receiver({"node", (fs::path(source_dir()) / "examples/webhook-verify/receiver.js").string(), "0"},
+                 {"WEBHOOK_SECRET=" + secret, "TLS_CERT=" + d + "/cert.pem", "TLS_KEY=" + d + "/key.pem"});
+  int port = 0;
+  ASSERT_TRUE(eventually([&] {
+    for (auto& l : receiver.lines())
+      if (l.as_object().contains("listening")) port = static_cast<int>(l.at("listening").as_int64());
+    return port != 0;
+  }, 20s));
+  auto id = enqueue(s, "work", "{}", {{"Aifn-Callback-Url", "https://127.0.0.1:" + std::to_string(port) + "/hook"}});
+  ASSERT_TRUE(eventually([&] {
+    auto j = job(s, id);
+    return j.as_object().contains("callback") && str(j.at("callback"), "state") == "delivered";
+  }, 30s)) << job(s, id) << s.log();
+  bool verified = false;
+  for (auto& l : receiver.lines())
+    if (l.as_object().contains("job") && l.at("verified").as_bool()) verified = str(l, "job") == id;
+  EXPECT_TRUE(verified);
+
+  // A receiver whose certificate this server does not trust gets nothing.
+  Server strict(fns.path());
+  auto id2 = enqueue(strict, "work", "{}",
+                     {{"Aifn-Callback-Url", "https://127.0.0.1:" + std::to_string(port) + "/hook"}});
+  ASSERT_TRUE(eventually([&] {
+    auto j = job(strict, id2);
+    return j.as_object().contains("callback") && j.at("callback").at("attempts").as_int64() >= 1;
+  }, 30s)) << job(strict, id2);
+  EXPECT_NE(str(job(strict, id2).at("callback"), "state"), "delivered");
 }
 
 TEST(Jobs, WrongSecretIsRefusedByTheReceiver) {
