@@ -375,6 +375,7 @@ Function load_function(const std::string& dir, const std::string& default_name) 
   if (auto v = r.integer("concurrency", 1, kMaxInt)) f.concurrency = static_cast<int>(*v);
   if (auto v = r.integer("min_instances", 0, kMaxInt)) f.min_instances = static_cast<int>(*v);
   if (auto v = r.integer("max_instances", 1, kMaxInt)) f.max_instances = static_cast<int>(*v);
+  if (auto v = r.integer("max_concurrency", 0, kMaxInt)) f.max_concurrency = static_cast<int>(*v);
   if (f.min_instances > f.max_instances)
     r.fail_at("min_instances", *r.node("min_instances"),
               fmt::format("{} is above max_instances ({})", f.min_instances, f.max_instances));

@@ -113,6 +113,7 @@ struct Function {
   int concurrency = 1;
   int min_instances = 0;
   int max_instances = 10;
+  int max_concurrency = 0;  // calls in flight for the function, all callers together; 0 = no cap
   Millis idle_timeout{5 * 60'000};
   Millis queue_timeout{10'000};
   std::string on_timeout = "fail";       // fail | job

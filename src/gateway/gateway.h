@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -97,6 +98,7 @@ class Gateway {
 
   GatewayDeps d_;
   Metrics metrics_;
+  std::map<std::string, int> in_flight_;  // calls per function, for max_concurrency
   cache::LruCache responses_;  // functions' [cache] ttl answers and deterministic /v1 answers
   // Identical cacheable /v1 completions in flight share one model call.
   cache::SingleFlight<models::ProviderResult<models::Served<models::Completion>>> model_flights_;

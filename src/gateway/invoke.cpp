@@ -154,6 +154,22 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
       co_return;
     }
   }
+  // max_concurrency: a cap on the function's calls in flight, whoever makes
+  // them (cache hits above do not count).
+  if (int cap = dep->spec->cfg.max_concurrency; cap > 0 && in_flight_[name] >= cap) {
+    Error e(ErrorType::throttled, fmt::format("function {} has its max_concurrency of {} calls in flight", name, cap));
+    e.retry_after_seconds = 1;
+    co_await reject(e);
+    co_return;
+  }
+  struct InFlight {
+    std::map<std::string, int>& calls;
+    const std::string& name;
+    InFlight(std::map<std::string, int>& c, const std::string& n) : calls(c), name(n) { ++calls[name]; }
+    ~InFlight() {
+      if (--calls[name] <= 0) calls.erase(name);
+    }
+  } slot(in_flight_, name);
   if (!dep->pool) {
     // runtime = "prompt": no instance; the model answers (prompt_call.cpp).
     PromptCallMeter pm;

@@ -206,5 +206,23 @@ TEST(Security, GatewayOnlyInstancesReachTheGatewayAndNothingElse) {
   EXPECT_NE(gw.body.find("ok"), std::string::npos) << gw.body;
 }
 
+TEST(Security, MaxConcurrencyCapsAFunctionAcrossAllCallers) {
+  FunctionsDir fns{{"capped", "max_concurrency = 2\nmax_instances = 5\n"}};
+  Server s(fns.path());
+  ASSERT_EQ(s.post("/fn/capped", "{}").status, 200);  // warm
+  std::vector<std::future<http::ClientResponse>> calls;
+  for (int i = 0; i < 4; ++i)
+    calls.push_back(std::async(std::launch::async, [&] { return s.post("/fn/capped", R"({"sleep_ms":1500})"); }));
+  int ok = 0, throttled = 0;
+  for (auto& c : calls) {
+    auto r = c.get();
+    if (r.status == 200) ++ok;
+    if (r.status == 429 && error_type(r.body) == "throttled" && !r.header("retry-after").empty()) ++throttled;
+  }
+  EXPECT_EQ(ok, 2);
+  EXPECT_EQ(throttled, 2);
+  EXPECT_EQ(s.post("/fn/capped", "{}").status, 200);  // the slots came back
+}
+
 }  // namespace
 }  // namespace aifn::e2e
