@@ -19,6 +19,15 @@ void tile_blocks(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, si
                                            reinterpret_cast<const ABlock*>(a + size_t(c) * a_stride), k);
 }
 
+void weighted_sum_scalar(const float* weights, int n, const float* v, size_t v_stride, int dim, float* out) {
+  for (int d = 0; d < dim; ++d) out[d] = 0.f;
+  for (int j = 0; j < n; ++j) {
+    const float w = weights[j];
+    const float* vj = v + size_t(j) * v_stride;
+    for (int d = 0; d < dim; ++d) out[d] += w * vj[d];
+  }
+}
+
 }  // namespace
 
 TileFn KernelTable::for_type(uint32_t t) const {
@@ -46,6 +55,7 @@ const KernelTable& scalar_kernels() {
       tile_blocks<BlockQ4K, BlockQ8K, dot_q4_k_scalar>,
       tile_blocks<BlockQ5K, BlockQ8K, dot_q5_k_scalar>,
       tile_blocks<BlockQ6K, BlockQ8K, dot_q6_k_scalar>,
+      weighted_sum_scalar,
   };
   return table;
 }

@@ -24,9 +24,14 @@ using TileFn = void (*)(const uint8_t* w, size_t w_stride, int nr, const uint8_t
 inline size_t q8_0_scales_offset(int64_t nb) { return (size_t(nb) * 34 + 3) & ~size_t(3); }
 inline size_t q8_0_act_bytes(int64_t nb) { return q8_0_scales_offset(nb) + size_t(nb) * 8; }
 
+// Attention's value mix: out[d] = sum over j < n of weights[j] * v[j * v_stride + d],
+// for d < dim (v_stride in floats).
+using WeightedSumFn = void (*)(const float* weights, int n, const float* v, size_t v_stride, int dim, float* out);
+
 struct KernelTable {
   const char* name;  // "scalar" or "avx2"
   TileFn f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k;
+  WeightedSumFn weighted_sum;
   TileFn for_type(uint32_t ggml_type) const;  // nullptr when unsupported
 };
 

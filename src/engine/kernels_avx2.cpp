@@ -364,12 +364,48 @@ void tile_k(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t 
           Dot(w + size_t(r) * w_stride, reinterpret_cast<const BlockQ8K*>(a + size_t(c) * a_stride), k);
 }
 
+// ---- attention ----
+
+// 32 output floats at a time stay in four registers while the n value rows
+// stream past; the rest of dim (a multiple of 8 in every real head size, but
+// any dim works) in single registers and then scalars.
+void weighted_sum(const float* weights, int n, const float* v, size_t v_stride, int dim, float* out) {
+  int d = 0;
+  for (; d + 32 <= dim; d += 32) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int j = 0; j < n; ++j) {
+      const __m256 w = _mm256_broadcast_ss(weights + j);
+      const float* vj = v + size_t(j) * v_stride + d;
+      a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj), a0);
+      a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8), a1);
+      a2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 16), a2);
+      a3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 24), a3);
+    }
+    _mm256_storeu_ps(out + d, a0);
+    _mm256_storeu_ps(out + d + 8, a1);
+    _mm256_storeu_ps(out + d + 16, a2);
+    _mm256_storeu_ps(out + d + 24, a3);
+  }
+  for (; d + 8 <= dim; d += 8) {
+    __m256 a = _mm256_setzero_ps();
+    for (int j = 0; j < n; ++j)
+      a = _mm256_fmadd_ps(_mm256_broadcast_ss(weights + j), _mm256_loadu_ps(v + size_t(j) * v_stride + d), a);
+    _mm256_storeu_ps(out + d, a);
+  }
+  for (; d < dim; ++d) {
+    float s = 0.f;
+    for (int j = 0; j < n; ++j) s += weights[j] * v[size_t(j) * v_stride + d];
+    out[d] = s;
+  }
+}
+
 }  // namespace
 
 const KernelTable& avx2_table() {
   static const KernelTable table{
       "avx2",         tile_f32,           tile_half<false>,   tile_half<true>, tile_q8<false>,
       tile_q8<true>,  tile_k<dot_q45k<false>>, tile_k<dot_q45k<true>>, tile_k<dot_q6k>,
+      weighted_sum,
   };
   return table;
 }

@@ -252,13 +252,9 @@ void Session::attention(int layer, int n) {
         sum += s[j];
       }
       const float inv = float(1.0 / sum);
-      float* out = attn_.data() + size_t(t) * c.n_embd + size_t(h) * hd;
-      std::fill(out, out + hd, 0.f);
-      for (int j = 0; j < n_keys; ++j) {
-        const float w = s[j] * inv;
-        const float* v = vc + size_t(j) * kv_dim_ + size_t(kvh) * hd;
-        for (int d = 0; d < hd; ++d) out[d] += w * v[d];
-      }
+      for (int j = 0; j < n_keys; ++j) s[j] *= inv;
+      kernels_.weighted_sum(s, n_keys, vc + size_t(kvh) * hd, size_t(kv_dim_), hd,
+                            attn_.data() + size_t(t) * c.n_embd + size_t(h) * hd);
     }
   });
 }

@@ -160,6 +160,26 @@ TEST(Kernels, ScalarAndSimdAgreeWithDequantisedProducts) {
   }
 }
 
+TEST(Kernels, WeightedSumMatchesDoubleReference) {
+  const KernelTable* simd = avx2_kernels();
+  for (int dim : {1, 7, 8, 40, 64, 128}) {  // the 32-, 8- and 1-wide paths
+    const int n = 37;
+    const size_t stride = size_t(dim) + 3;  // value rows further apart than dim, as in a KV cache
+    std::vector<float> w = random_floats(size_t(n), 21), v = random_floats(size_t(n) * stride, 22);
+    std::vector<float> ys(size_t(dim), -1.f), yv(size_t(dim), -1.f);
+    scalar_kernels().weighted_sum(w.data(), n, v.data(), stride, dim, ys.data());
+    if (simd != nullptr) simd->weighted_sum(w.data(), n, v.data(), stride, dim, yv.data());
+    for (int d = 0; d < dim; ++d) {
+      double ref = 0;
+      for (int j = 0; j < n; ++j) ref += double(w[size_t(j)]) * v[size_t(j) * stride + size_t(d)];
+      EXPECT_NEAR(ys[size_t(d)], ref, 1e-5) << "scalar dim=" << dim;
+      if (simd != nullptr) {
+        EXPECT_NEAR(yv[size_t(d)], ref, 1e-5) << "avx2 dim=" << dim;
+      }
+    }
+  }
+}
+
 TEST(Kernels, MatmulSplitsRowsOverThreads) {
   ThreadPool pool(3);
   const int64_t rows = 77, k = 64, n_tok = 9;
