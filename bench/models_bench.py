@@ -7,8 +7,10 @@ server). Target: the gateway keeps >= 0.95x of the engine's speed.
   gateway_tg_tps   tokens/s between the first and the last streamed content
                    chunk (decode only, as the engine bench's tg figure), median
                    of --reps streams of --gen tokens.
-  engine_tg_tps    `aifn models bench --json` tg_tps with the same threads,
-                   runs alternating with the gateway's (medians).
+  engine_tg_tps    `aifn models bench --json` tg_tps with the same threads
+                   and `--depth` = the streams' prompt tokens (both decode
+                   at the same KV-cache positions), runs alternating with the
+                   gateway's (medians).
   ratio            median over the pairs of gateway / engine (each pair run
                    back to back).
   first_token_ms   time to the first content chunk (prompt + HTTP), median.
@@ -38,7 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def stream_once(port, gen):
-    """One streamed chat completion; returns (tokens, first_chunk_s, decode_s)."""
+    """One streamed chat completion; returns (tokens, first_chunk_s, decode_s, prompt_tokens)."""
     body = json.dumps({"model": "default", "messages": [{"role": "user", "content": "Write a long story."}],
                        "max_tokens": gen, "temperature": 0, "stream": True,
                        "stream_options": {"include_usage": True}})
@@ -49,7 +51,7 @@ def stream_once(port, gen):
     if res.status != 200:
         raise SystemExit(f"gateway answered {res.status}: {res.read()[:300]}")
     first = last = None
-    tokens = 0
+    tokens = prompt_tokens = 0
     # Cheap on the client's side (it shares the CPUs): only the usage chunk is parsed.
     for raw in res:
         if b'"content":"' in raw and b'"role"' not in raw:
@@ -57,9 +59,10 @@ def stream_once(port, gen):
             first = first or now
             last = now
         elif raw.startswith(b"data: {") and b'"usage":{' in raw:
-            tokens = json.loads(raw[6:])["usage"]["completion_tokens"]
+            usage = json.loads(raw[6:])["usage"]
+            tokens, prompt_tokens = usage["completion_tokens"], usage["prompt_tokens"]
     conn.close()
-    return tokens, first - t0, last - first
+    return tokens, first - t0, last - first, prompt_tokens
 
 
 def main():
@@ -92,16 +95,19 @@ def main():
     try:
         if not wait_http(f"http://127.0.0.1:{port}/healthz"):
             raise SystemExit("aifn did not start")
-        stream_once(port, 8)  # the model loads in the background: wait for it outside the timing
+        # The model loads in the background: wait for it outside the timing.
+        # The engine-alone runs then decode at the same KV-cache depth as the
+        # streams (after the chat prompt), since attention grows with it.
+        depth = stream_once(port, 8)[3]
         rates, engines, firsts = [], [], []
         # Alternate engine-alone and gateway runs so that load from elsewhere
         # on the machine hits both alike; the server idles (no CPU) meanwhile.
         for _ in range(args.reps):
             out = subprocess.run([aifn, "models", "bench", model, "--threads", str(args.threads), "--prompt", "32",
-                                  "--gen", str(args.gen), "--reps", "1", "--json"],
+                                  "--gen", str(args.gen), "--reps", "1", "--depth", str(depth), "--json"],
                                  check=True, capture_output=True, text=True).stdout
             engines.append(json.loads(out.strip().splitlines()[-1])["tg_tps"])
-            tokens, first_s, decode_s = stream_once(port, args.gen)
+            tokens, first_s, decode_s, _ = stream_once(port, args.gen)
             if tokens < 16:
                 raise SystemExit(f"the stream ended after {tokens} tokens")
             # Text chunks after the first: tokens - 1 decode steps (a chunk may

@@ -142,6 +142,7 @@ int run(int argc, char** argv) {
   models_bench->add_option("--prompt", bench_opts.prompt_tokens);
   models_bench->add_option("--gen", bench_opts.gen_tokens);
   models_bench->add_option("--reps", bench_opts.reps);
+  models_bench->add_option("--depth", bench_opts.depth, "tokens already in the KV cache when each run starts");
   models_bench->add_flag("--json", bench_opts.json);
 
   try {

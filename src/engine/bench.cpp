@@ -30,20 +30,31 @@ BenchResult run_bench(const std::shared_ptr<const Model>& model, ThreadPool& poo
     x = x * 1664525u + 1013904223u;
     t = int32_t(x % uint32_t(n_vocab));
   }
-  Session session(model, pool, std::max(pp, tg + 1) + 1);
+  const int depth = std::max(0, o.depth);
+  Session session(model, pool, depth + std::max(pp, tg + 1) + 1);
   std::vector<float> logits;
   BenchResult r;
   // Warm-up: faults the mapped weights in and settles the threads.
   (void)session.eval(std::span<const int32_t>(tokens.data(), 1), Logits::kLast, &logits);
+  // The cache filled to `depth` once; each run truncates back to it.
+  auto fill_to_depth = [&] {
+    session.truncate(0);
+    for (int done = 0; done < depth;) {
+      const int n = std::min(depth - done, int(tokens.size()));
+      (void)session.eval(std::span<const int32_t>(tokens.data(), size_t(n)), Logits::kLast, &logits);
+      done += n;
+    }
+  };
+  fill_to_depth();
   for (int rep = 0; rep < std::max(1, o.reps); ++rep) {
     if (pp > 0) {
-      session.truncate(0);
+      session.truncate(depth);
       auto t0 = std::chrono::steady_clock::now();
       (void)session.eval(std::span<const int32_t>(tokens.data(), size_t(pp)), Logits::kLast, &logits);
       r.pp_runs.push_back(pp / seconds_since(t0));
     }
     if (tg > 0) {
-      session.truncate(0);
+      session.truncate(depth);
       (void)session.eval(std::span<const int32_t>(tokens.data(), 1), Logits::kLast, &logits);
       auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < tg; ++i)

@@ -19,6 +19,10 @@ struct BenchOptions {
   int prompt_tokens = 512;
   int gen_tokens = 128;
   int reps = 3;
+  // Tokens already in the KV cache when each measured run starts (llama-bench's
+  // --n-depth): attention reads grow with it, so a server's generation after a
+  // real prompt is compared at the same depth.
+  int depth = 0;
 };
 
 struct BenchResult {

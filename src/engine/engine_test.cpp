@@ -169,6 +169,14 @@ TEST_F(EngineTest, ModelsBenchPrintsOneJsonLine) {
   EXPECT_NE(out.find("\"tg_tps\":"), std::string::npos) << out;
   EXPECT_EQ(out.back(), '\n');
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1);
+  // --depth: measured after that many tokens in the cache, and said so.
+  o.depth = 24;
+  ::testing::internal::CaptureStdout();
+  rc = models_bench(o);
+  out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(rc, 0);
+  EXPECT_NE(out.find("\"depth\":24"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"tg_tps\":"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -54,7 +54,7 @@ int models_bench(const ModelsBenchOptions& o) {
     return 1;
   }
   const Engine& e = **engine;
-  BenchResult r = run_bench(e.model(), e.pool(), BenchOptions{o.prompt_tokens, o.gen_tokens, o.reps});
+  BenchResult r = run_bench(e.model(), e.pool(), BenchOptions{o.prompt_tokens, o.gen_tokens, o.reps, o.depth});
   const std::string model = std::filesystem::path(o.path).filename().string();
   if (o.json) {
     boost::json::object j;
@@ -64,12 +64,14 @@ int models_bench(const ModelsBenchOptions& o) {
     j["pp_tps"] = r.pp_tps;
     j["tg_tokens"] = o.gen_tokens;
     j["tg_tps"] = r.tg_tps;
+    if (o.depth > 0) j["depth"] = o.depth;
     std::printf("%s\n", boost::json::serialize(j).c_str());
   } else {
     std::printf("model %s (%s, %s weights), %d threads\n", model.c_str(), e.config().arch.c_str(),
                 type_name(e.config().weight_type), e.threads());
     std::printf("prompt processing: %d tokens, %.2f tok/s (median of %d)\n", o.prompt_tokens, r.pp_tps, o.reps);
     std::printf("generation:        %d tokens, %.2f tok/s (median of %d)\n", o.gen_tokens, r.tg_tps, o.reps);
+    if (o.depth > 0) std::printf("both measured after %d tokens already in the cache\n", o.depth);
   }
   return 0;
 }

@@ -29,6 +29,7 @@ struct ModelsBenchOptions {
   int prompt_tokens = 512;
   int gen_tokens = 128;
   int reps = 3;
+  int depth = 0;  // tokens in the KV cache before each measured run
   bool json = false;
 };
 
