@@ -241,8 +241,9 @@ int run_server(const config::Server& cfg) {
   spdlog::info("event=listening url=http://{}:{} functions={} data_dir={} runtimes={}", listen->first, server.port(),
                registry.all().size(), cfg.data_dir, ctx.runtimes_dir);
 
-  // Graceful stop: no new connections, idle ones closed, calls in flight get
-  // up to shutdown_grace, then every instance is killed and reaped.
+  // Graceful stop: no new connections or job leases, idle connections
+  // closed; calls and jobs in flight get up to shutdown_grace, then what is
+  // left is aborted (its jobs queued again), every instance is killed and reaped.
   net::signal_set signals(io, SIGINT, SIGTERM);
   net::steady_timer grace(io);
   auto deadline = std::make_shared<std::chrono::steady_clock::time_point>();
@@ -259,7 +260,12 @@ int run_server(const config::Server& cfg) {
     grace.async_wait([&](boost::system::error_code) { wait_reaped(); });
   };
   wait_drain = [&] {
-    if (server.active_requests() == 0 || std::chrono::steady_clock::now() >= *deadline) {
+    const bool drained = server.active_requests() == 0 && (*jobs)->executing() == 0;
+    if (drained || std::chrono::steady_clock::now() >= *deadline) {
+      if (!drained)
+        spdlog::warn("event=shutdown_grace_over in_flight={} jobs_running={}", server.active_requests(),
+                     (*jobs)->executing());
+      (*jobs)->stop();
       registry.stop_all();
       server.close_all();
       wait_reaped();
@@ -270,9 +276,10 @@ int run_server(const config::Server& cfg) {
   };
   signals.async_wait([&](boost::system::error_code e, int sig) {
     if (e) return;
-    spdlog::info("event=shutdown signal={} in_flight={}", sig, server.active_requests());
+    spdlog::info("event=shutdown signal={} in_flight={} jobs_running={}", sig, server.active_requests(),
+                 (*jobs)->executing());
     server.stop();
-    (*jobs)->stop();
+    (*jobs)->drain();
     *deadline = std::chrono::steady_clock::now() + cfg.shutdown_grace;
     wait_drain();
   });

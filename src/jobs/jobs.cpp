@@ -93,6 +93,7 @@ int Jobs::job_slots(const runtime::Pool& pool) {
 
 void Jobs::start() {
   stopped_ = false;
+  draining_ = false;
   if (auto n = store_.release_leases(opts_.node_id); !n)
     spdlog::error("event=job_release_failed error=\"{}\"", n.error().message);
   else if (*n > 0)
@@ -106,13 +107,32 @@ void Jobs::start() {
   net::co_spawn(io_, [this] { return heartbeats(); }, net::detached);
 }
 
+void Jobs::drain() {
+  draining_ = true;
+  wake_.cancel();  // the worker sees it and leases no more
+}
+
+int Jobs::executing() const {
+  int n = 0;
+  for (const auto& [fn, active] : active_) n += active;
+  return n;
+}
+
 void Jobs::stop() {
   if (stopped_) return;
   stopped_ = true;
+  draining_ = true;
   wake_.cancel();
   beat_.cancel();
   for (auto& [id, r] : running_)
     if (r->inv) r->inv->abort(Error(ErrorType::unavailable, "the server is stopping; the job will run again"));
+  // After the writes already queued (results that committed in time).
+  db_->call([owner = opts_.node_id](store::Store& s) {
+    if (auto n = s.release_leases(owner); !n)
+      spdlog::error("event=job_release_failed error=\"{}\"", n.error().message);
+    else if (*n > 0)
+      spdlog::info("event=jobs_released count={} node={}", *n, owner);
+  });
 }
 
 void Jobs::poke() {
@@ -121,11 +141,11 @@ void Jobs::poke() {
 }
 
 net::awaitable<void> Jobs::worker() {
-  while (!stopped_) {
+  while (!draining_) {
     poked_ = false;
     bool more = false;
     for (auto& d : registry_.all()) {
-      if (!d->pool || stopped_) continue;
+      if (!d->pool || draining_) continue;
       const std::string name = d->spec->cfg.name;
       const int slots = job_slots(*d->pool);
       dispatch(name);
@@ -155,7 +175,7 @@ net::awaitable<void> Jobs::worker() {
       }
       dispatch(name);
     }
-    if (stopped_) break;
+    if (draining_) break;
     if (more || poked_) continue;
     wake_.expires_after(opts_.poll);
     boost::system::error_code ec;
@@ -168,7 +188,7 @@ void Jobs::dispatch(const std::string& function) {
   const int slots = dep && dep->pool ? job_slots(*dep->pool) : 1;
   auto& q = ready_[function];
   int& active = active_[function];
-  while (!stopped_ && active < slots && !q.empty()) {
+  while (!draining_ && active < slots && !q.empty()) {
     auto r = std::move(q.front());
     q.pop_front();
     if (r->cancelled) {  // cancelled while it waited here

@@ -98,9 +98,15 @@ class Jobs {
   // Takes back this node's leases from an earlier run, queues undelivered
   // callbacks and starts the worker.
   void start();
-  // No new leases; running jobs are killed with their instances by the
-  // caller's shutdown and run again at the next start (at-least-once).
+  // The first step of a graceful stop: no new leases and no new runs;
+  // running jobs go on and commit their results (executing() counts them).
+  void drain();
+  // Jobs still running are aborted (without a commit) and every lease this
+  // node holds, running or leased ahead, goes back to the queue, so another
+  // node or the next start takes them at once (at-least-once).
   void stop();
+  // Jobs whose function is running now (not those leased ahead).
+  int executing() const;
 
   struct EnqueueRequest {
     std::string input;  // validated JSON event
@@ -155,6 +161,7 @@ class Jobs {
   boost::asio::steady_timer beat_;
   bool poked_ = false;
   bool stopped_ = true;
+  bool draining_ = false;
   std::map<std::string, std::shared_ptr<Running>> running_;  // by job id
   std::map<std::string, int> active_;  // jobs executing, by function (the slot count)
   std::map<std::string, std::deque<std::shared_ptr<Running>>> ready_;  // leased ahead, not started

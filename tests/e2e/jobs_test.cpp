@@ -389,6 +389,45 @@ TEST(Jobs, KillNineWhileJobsRunLosesNoJob) {
             << "\n";
 }
 
+TEST(Jobs, SigtermLetsRunningJobsFinishAndGivesTheRestBack) {
+  // Two job slots (max_instances 3 leaves one instance to sync calls).
+  FunctionsDir fns{{"work", "max_instances = 3\njob_timeout = \"1m\"\n"}};
+  auto data = fns.path() / "data";
+  auto runs = fns.path() / "work" / "runs";
+  const std::string conf = "[limits]\nshutdown_grace = \"4s\"\n";
+  auto body = [&](int ms, const std::string& tag) {
+    return R"({"sleep_ms": )" + std::to_string(ms) + R"(, "count_file": ")" + runs.string() + R"(", "tag": ")" +
+           tag + "\"}";
+  };
+  std::string quick, slow;
+  std::vector<std::string> queued;
+  {
+    Server s(fns.path(), {"--data", data.string()}, conf);
+    quick = enqueue(s, "work", body(1500, "quick"));  // ends within the grace period
+    slow = enqueue(s, "work", body(30000, "slow"));   // does not
+    ASSERT_TRUE(eventually([&] { return count_lines(read_file(runs), "") == 2; }, 20s)) << s.log();
+    for (int i = 0; i < 3; ++i) queued.push_back(enqueue(s, "work", body(10, "q" + std::to_string(i))));
+    auto t0 = std::chrono::steady_clock::now();
+    int status = s.stop();
+    auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << s.log();
+    EXPECT_GE(took, 3500ms) << "the slow job had the whole grace period";
+    EXPECT_LT(took, 10s);
+    EXPECT_EQ(count_lines(read_file(runs), ""), 2) << "no job started after SIGTERM";
+    EXPECT_NE(s.log().find("event=jobs_released"), std::string::npos) << s.log();
+  }
+  // After the restart: the quick job's result was committed during the
+  // grace period and is not run again; the cut-off one and the queued ones run.
+  Server s(fns.path(), {"--data", data.string()}, conf);
+  auto q = job(s, quick);
+  EXPECT_EQ(str(q, "status"), "succeeded") << q;
+  for (auto& id : queued) EXPECT_EQ(str(wait_final(s, id), "status"), "succeeded");
+  ASSERT_TRUE(eventually([&] { return count_lines(read_file(runs), "slow") == 2; }, 20s)) << "the slow job runs again";
+  EXPECT_EQ(count_lines(read_file(runs), "quick"), 1);
+  auto r = http::fetch({.method = "DELETE", .url = s.url("/jobs/" + slow)});
+  EXPECT_EQ(r->status, 200);
+}
+
 TEST(Jobs, OnTimeoutJobHandsTheSameExecutionOver) {
   FunctionsDir fns{{"long", "timeout = \"1s\"\njob_timeout = \"1m\"\non_timeout = \"job\"\n"}};
   Server s(fns.path());
