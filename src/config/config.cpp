@@ -272,6 +272,7 @@ Server load_server(const std::string& path) {
       s.webhook_secret = *v;
     }
     if (auto v = jr.string("callback_ca_file")) s.callback_ca_file = *v;
+    if (auto v = jr.duration("retention", Millis(0))) s.job_retention = *v;
     jr.finish();
   }
   if (const toml::table* t = r.table("pricing")) read_pricing(path, *t, s.pricing);

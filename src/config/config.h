@@ -84,6 +84,7 @@ struct Server {
   std::vector<ModelRoute> models;
   std::string webhook_secret;  // [jobs]
   std::string callback_ca_file;  // [jobs] callback_ca_file: PEM bundle for https callback receivers
+  Millis job_retention{7 * 24 * 3'600'000};  // [jobs] retention: finished jobs older than this are deleted; 0 = never
   Pricing pricing;
 };
 

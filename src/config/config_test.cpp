@@ -85,6 +85,7 @@ TEST(ServerConfig, DefaultsWithoutAFile) {
   EXPECT_EQ(s.idle_read_timeout, 30s);
   EXPECT_EQ(s.max_header, 16u * 1024);
   EXPECT_EQ(s.shutdown_grace, 10s);
+  EXPECT_EQ(s.job_retention, std::chrono::hours(168));
   EXPECT_EQ(s.sse_heartbeat, 15s);
   EXPECT_EQ(s.io_threads, 1);
   EXPECT_TRUE(s.providers.empty());
@@ -134,6 +135,7 @@ route = ["local/tiny", "openai/gpt-4o-mini"]
 
 [jobs]
 webhook_secret = "env:WEBHOOK_SECRET"
+retention = "48h"
 
 [pricing]
 per_million_requests = 0.5
@@ -174,6 +176,7 @@ output_per_million = 0.3
   EXPECT_EQ(s.models[0].name, "default");
   EXPECT_EQ(s.models[0].route, (std::vector<std::string>{"local/tiny", "openai/gpt-4o-mini"}));
   EXPECT_EQ(s.webhook_secret, "env:WEBHOOK_SECRET");
+  EXPECT_EQ(s.job_retention, Millis(48 * 3'600'000));
   EXPECT_DOUBLE_EQ(s.pricing.per_million_requests, 0.5);
   EXPECT_DOUBLE_EQ(s.pricing.per_gb_second, 1.0);
   ASSERT_EQ(s.pricing.tokens.count("local/tiny"), 1u);

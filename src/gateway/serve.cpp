@@ -69,6 +69,10 @@ std::optional<std::unique_ptr<jobs::Jobs>> start_jobs(net::io_context& io, const
   opts.node_id = *node;
   opts.webhook_secret = *secret;
   opts.callback_ca_file = cfg.callback_ca_file;
+  opts.retention = cfg.job_retention;
+  if (opts.retention.count() > 0 && opts.retention < opts.idempotency_window)
+    spdlog::warn("event=config key=jobs.retention message=\"shorter than the 24h Idempotency-Key window: a key "
+                 "whose job was deleted makes a new job\"");
   opts.grant_models = [&tokens](const runtime::FunctionSpec& spec, const std::string& request_id,
                                 const std::string& token, const std::shared_ptr<void>& carried) {
     // A call that became a job brings its grant (and the tokens it used so far).

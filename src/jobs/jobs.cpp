@@ -71,7 +71,8 @@ Jobs::Jobs(net::io_context& io, store::Store& store, functions::Registry& regist
       opts_(std::move(opts)),
       db_(std::make_unique<JobDb>(io.get_executor(), store, opts_.idempotency_window.count())),
       wake_(io),
-      beat_(io) {
+      beat_(io),
+      purge_timer_(io) {
   webhooks_ = std::make_unique<Webhooks>(*db_, WebhookOptions{opts_.webhook_secret, opts_.callback_backoff,
                                                              opts_.callback_max_attempts, opts_.callback_timeout,
                                                              opts_.callback_ca_file});
@@ -105,6 +106,7 @@ void Jobs::start() {
     for (auto& j : *js) webhooks_->deliver(j);
   net::co_spawn(io_, [this] { return worker(); }, net::detached);
   net::co_spawn(io_, [this] { return heartbeats(); }, net::detached);
+  if (opts_.retention.count() > 0) net::co_spawn(io_, [this] { return purge(); }, net::detached);
 }
 
 void Jobs::drain() {
@@ -124,6 +126,7 @@ void Jobs::stop() {
   draining_ = true;
   wake_.cancel();
   beat_.cancel();
+  purge_timer_.cancel();
   for (auto& [id, r] : running_)
     if (r->inv) r->inv->abort(Error(ErrorType::unavailable, "the server is stopping; the job will run again"));
   // After the writes already queued (results that committed in time).
@@ -224,6 +227,34 @@ net::awaitable<void> Jobs::heartbeats() {
           it->second->inv->abort(Error(ErrorType::conflict, "the job's lease was lost (cancelled or taken over)"));
       });
     }
+  }
+}
+
+net::awaitable<void> Jobs::purge() {
+  // A tenth of the retention between sweeps (at least a second, at most an
+  // hour); batches keep each delete short, so the writer thread that also
+  // commits enqueues and results is never held for long.
+  constexpr int kBatch = 1000;
+  const Millis every = std::clamp(opts_.retention / 10, Millis(1000), Millis(3'600'000));
+  while (!stopped_) {
+    const std::int64_t before = now_ms() - opts_.retention.count();
+    int purged = 0;
+    for (;;) {
+      std::function<Expected<int>(store::Store&)> sweep = [before](store::Store& s) {
+        return s.purge_jobs(before, kBatch);
+      };
+      auto n = co_await db_->call_async(sweep);
+      if (!n) {
+        spdlog::error("event=job_purge_failed error=\"{}\"", n.error().message);
+        break;
+      }
+      purged += *n;
+      if (*n < kBatch || stopped_) break;
+    }
+    if (purged > 0) spdlog::info("event=jobs_purged count={} finished_before_ms={}", purged, before);
+    purge_timer_.expires_after(every);
+    boost::system::error_code ec;
+    co_await purge_timer_.async_wait(net::redirect_error(net::use_awaitable, ec));
   }
 }
 

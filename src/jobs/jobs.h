@@ -69,6 +69,7 @@ struct JobsOptions {
   int callback_max_attempts = 6;
   Millis callback_timeout{10'000};
   std::string callback_ca_file;  // PEM bundle for https receivers; "" = the system trust store
+  Millis retention{0};           // finished jobs older than this are deleted; 0 = kept forever
   GrantModels grant_models;  // unset: job runs get no model access
 };
 
@@ -145,6 +146,7 @@ class Jobs {
   boost::asio::awaitable<void> worker();
   boost::asio::awaitable<void> run(Running& r);
   boost::asio::awaitable<void> heartbeats();
+  boost::asio::awaitable<void> purge();  // retention
   void poke();
   void dispatch(const std::string& function);  // starts ready jobs while slots are free
   void publish(const std::string& id, JobEvent ev);
@@ -159,6 +161,7 @@ class Jobs {
   std::unique_ptr<Webhooks> webhooks_;
   boost::asio::steady_timer wake_;
   boost::asio::steady_timer beat_;
+  boost::asio::steady_timer purge_timer_;
   bool poked_ = false;
   bool stopped_ = true;
   bool draining_ = false;

@@ -149,6 +149,27 @@ TEST_F(JobsTable, CancelStopsAQueuedJobAndRefusesAFinishedOne) {
   EXPECT_EQ(store_->requeue_job("b", 3000).error().type, ErrorType::conflict) << "b is running";
 }
 
+TEST_F(JobsTable, PurgeDeletesOldFinishedJobsOnly) {
+  auto with_callback = job("cb");
+  with_callback.callback_url = "http://127.0.0.1:9/hook";
+  ASSERT_TRUE(store_->write_jobs({job("ok"), job("bad"), job("queued"), job("running"), with_callback}, {}, 0,
+                                 nullptr));
+  ASSERT_EQ(store_->lease_jobs("f", "n1", 1000, 60'000, 10)->size(), 5u);
+  ASSERT_TRUE(store_->write_jobs({}, {finish("ok", "n1", "succeeded"), finish("bad", "n1", "failed"),
+                                      finish("cb", "n1", "succeeded")},
+                                 0, nullptr));
+  ASSERT_TRUE(store_->write_jobs({}, {finish("queued", "n1", "queued")}, 0, nullptr));  // a retry waits: not final
+  EXPECT_EQ(store_->get_job("cb")->callback_state, "pending");
+  EXPECT_EQ(store_->purge_jobs(2000, 100).value(), 0) << "finished at 2000: not before 2000";
+  EXPECT_EQ(store_->purge_jobs(2001, 1).value(), 1) << "the limit holds";
+  EXPECT_EQ(store_->purge_jobs(2001, 100).value(), 1);
+  EXPECT_EQ(store_->get_job("ok").error().type, ErrorType::not_found);
+  EXPECT_EQ(store_->get_job("bad").error().type, ErrorType::not_found);
+  EXPECT_TRUE(store_->get_job("cb")) << "a callback still to deliver keeps its job";
+  EXPECT_TRUE(store_->get_job("queued"));
+  EXPECT_TRUE(store_->get_job("running"));
+}
+
 TEST_F(JobsTable, ListFiltersByFunctionAndStatus) {
   auto other = job("z");
   other.function = "g";

@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs(function, status, run_after_ms);
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs(status, lease_expires_ms);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_ms);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_ms) WHERE finished_ms > 0;
 CREATE INDEX IF NOT EXISTS jobs_idempotency ON jobs(function, idempotency_key) WHERE idempotency_key <> '';
 )sql";
 
@@ -240,6 +241,19 @@ Expected<int> SqliteStore::release_leases(const std::string& owner) {
     return tl::unexpected(error("prepare release"));
   st.text(1, owner);
   if (st.step() != SQLITE_DONE) return tl::unexpected(error("release leases"));
+  return sqlite3_changes(db_);
+}
+
+Expected<int> SqliteStore::purge_jobs(std::int64_t finished_before_ms, int limit) {
+  std::lock_guard lock(mu_);
+  Stmt st;
+  if (st.prepare(db_, "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE finished_ms > 0 AND "
+                      "finished_ms < ?1 AND status IN ('succeeded', 'failed', 'cancelled') AND "
+                      "callback_state <> 'pending' LIMIT ?2)") != SQLITE_OK)
+    return tl::unexpected(error("prepare purge"));
+  st.i64(1, finished_before_ms);
+  st.i64(2, limit);
+  if (st.step() != SQLITE_DONE) return tl::unexpected(error("purge jobs"));
   return sqlite3_changes(db_);
 }
 

@@ -41,6 +41,7 @@ class SqliteStore : public Store {
   Expected<JobRecord> requeue_job(const std::string& id, std::int64_t now_ms) override;
   Expected<JobRecord> get_job(const std::string& id) override;
   Expected<std::vector<JobRecord>> list_jobs(const JobFilter& filter) override;
+  Expected<int> purge_jobs(std::int64_t finished_before_ms, int limit) override;
   // sqlite_security.cpp
   Expected<void> put_secret(const SecretRow& s) override;
   Expected<std::optional<SecretRow>> get_secret(const std::string& name) override;

@@ -50,5 +50,6 @@ Expected<JobRecord> Store::cancel_job(const std::string&, std::int64_t) { return
 Expected<JobRecord> Store::requeue_job(const std::string&, std::int64_t) { return no_jobs(); }
 Expected<JobRecord> Store::get_job(const std::string&) { return no_jobs(); }
 Expected<std::vector<JobRecord>> Store::list_jobs(const JobFilter&) { return no_jobs(); }
+Expected<int> Store::purge_jobs(std::int64_t, int) { return no_jobs(); }
 
 }  // namespace aifn::store

@@ -183,6 +183,10 @@ class Store : public UsageWriter {
   virtual Expected<JobRecord> requeue_job(const std::string& id, std::int64_t now_ms);
   virtual Expected<JobRecord> get_job(const std::string& id);
   virtual Expected<std::vector<JobRecord>> list_jobs(const JobFilter& filter);
+  // Deletes up to `limit` jobs that reached a final state before
+  // finished_before_ms and have no callback still to deliver (retention).
+  // Returns how many went.
+  virtual Expected<int> purge_jobs(std::int64_t finished_before_ms, int limit);
 
   // Secrets (DESIGN.md §9). list_secrets leaves `sealed` empty.
   virtual Expected<void> put_secret(const SecretRow& s) = 0;

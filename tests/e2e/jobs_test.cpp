@@ -428,6 +428,21 @@ TEST(Jobs, SigtermLetsRunningJobsFinishAndGivesTheRestBack) {
   EXPECT_EQ(r->status, 200);
 }
 
+TEST(Jobs, RetentionDeletesFinishedJobsButNotUndeliveredCallbacks) {
+  FunctionsDir fns{{"work", ""}};
+  Server s(fns.path(), {}, "[jobs]\nretention = \"1s\"\n");
+  auto done = enqueue(s, "work", "{}");
+  // Nothing listens on port 9: the callback stays pending, retried with backoff.
+  auto waiting = enqueue(s, "work", "{}", {{"Aifn-Callback-Url", "http://127.0.0.1:9/hook"}});
+  ASSERT_EQ(str(wait_final(s, done), "status"), "succeeded");
+  ASSERT_EQ(str(wait_final(s, waiting), "status"), "succeeded");
+  EXPECT_TRUE(eventually([&] { return s.get("/jobs/" + done).status == 404; }, 10s)) << s.log();
+  EXPECT_NE(s.log().find("event=jobs_purged count=1"), std::string::npos) << s.log();
+  auto kept = s.get("/jobs/" + waiting);
+  ASSERT_EQ(kept.status, 200) << "its callback is still to be delivered";
+  EXPECT_EQ(str(json(kept.body).at("callback"), "state"), "pending") << kept.body;
+}
+
 TEST(Jobs, OnTimeoutJobHandsTheSameExecutionOver) {
   FunctionsDir fns{{"long", "timeout = \"1s\"\njob_timeout = \"1m\"\non_timeout = \"job\"\n"}};
   Server s(fns.path());
