@@ -1,6 +1,4 @@
 #include "cli/cli.h"
-#include "cli/client.h"
-#include "cli/jobs_cli.h"
 
 #include <unistd.h>
 
@@ -17,6 +15,8 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/client.h"
+#include "cli/jobs_cli.h"
+#include "cli/models_list.h"
 #include "cli/security_cli.h"
 #include "config/config.h"
 #include "engine/models_cli.h"
@@ -121,9 +121,11 @@ int run(int argc, char** argv) {
   int verb_exit = 0;  // verbs that run in their CLI11 callback leave their exit code here
   add_security_commands(app, client, &verb_exit);
 
-  // models run / bench: the built-in engine, locally, no server needed.
-  auto* models = app.add_subcommand("models", "run or benchmark a GGUF model locally");
-  models->require_subcommand(1);
+  // models [list]: the server's models; run / bench: the built-in engine,
+  // locally, no server needed.
+  auto* models = app.add_subcommand("models", "list the server's models, or run or benchmark a GGUF model locally");
+  models->require_subcommand(0, 1);
+  auto* models_list = models->add_subcommand("list", "the models the server routes (the default)");
   auto* models_run = models->add_subcommand("run", "generate text; stdout holds only the generated text");
   engine::ModelsRunOptions run_opts;
   std::optional<std::uint64_t> seed;
@@ -162,6 +164,7 @@ int run(int argc, char** argv) {
       return engine::models_run(run_opts);
     }
     if (*models_bench) return engine::models_bench(bench_opts);
+    if (*models_list || *models) return list_models(client);
     if (*serve) {
       config::Server cfg = config::load_server(config_path);
       config::apply_env(cfg, environ);

@@ -181,6 +181,19 @@ TEST_F(UpstreamOpenAIE2E, ChatThroughTlsMatchesTheUpstream) {
   EXPECT_EQ(usage.at("completion_tokens"), json(direct.body).at("usage").at("completion_tokens"));
 }
 
+TEST_F(UpstreamOpenAIE2E, CliListsTheServersModels) {
+  // The upstream aifn (the gateway's listing would call the flaky relay,
+  // whose every-other-503 rhythm another test counts on).
+  std::string want;
+  auto listed = json(backend_->get("/v1/models").body);
+  for (auto& m : listed.at("data").as_array()) want += std::string(m.at("id").as_string()) + "\n";
+  EXPECT_NE(want.find("tiny\n"), std::string::npos) << want;
+  EXPECT_EQ(run_cli("models list --server " + backend_->url("")), want);
+  EXPECT_EQ(run_cli("models --server " + backend_->url("")), want) << "list is the default";
+  auto refused = run_cli("models --server http://127.0.0.1:" + std::to_string(free_port()));
+  EXPECT_NE(refused.find("127.0.0.1"), std::string::npos) << refused;
+}
+
 TEST_F(UpstreamOpenAIE2E, StreamRelayedDeltaByDelta) {
   auto direct = backend_->post("/v1/chat/completions", chat_body("tiny", false));
   ASSERT_EQ(direct.status, 200);
