@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <cstring>
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <limits>
@@ -115,10 +116,11 @@ Provider read_provider(const std::string& file, const toml::table& t, std::size_
   p.first_byte_timeout = r.duration("first_byte_timeout", Millis(1));
   p.idle_timeout = r.duration("idle_timeout", Millis(1));
   if (auto v = r.integer("max_attempts", 1, 10)) p.max_attempts = static_cast<int>(*v);
+  if (auto v = r.string("tokenizer")) p.tokenizer = *v;
   if (p.kind == "gguf") {
     if (p.path.empty()) r.fail_missing("path", "is required for a gguf provider");
     for (std::string_view k : {"base_url", "api_key", "ca_file", "connect_timeout", "first_byte_timeout",
-                               "idle_timeout", "max_attempts"})
+                               "idle_timeout", "max_attempts", "tokenizer"})
       if (r.has(k)) r.fail_at(k, *r.node(k), "is only used by openai providers");
   } else {
     if (p.base_url.empty()) r.fail_missing("base_url", "is required for an openai provider");
@@ -253,6 +255,14 @@ Server load_server(const std::string& path) {
       throw ConfigError(path, line_of(*providers[i]), fmt::format("providers[{}].name", i),
                         fmt::format("provider \"{}\" is defined twice", p.name));
     s.providers.push_back(std::move(p));
+  }
+  for (std::size_t i = 0; i < s.providers.size(); ++i) {
+    const std::string& tok = s.providers[i].tokenizer;
+    if (tok.empty()) continue;
+    auto it = std::find_if(s.providers.begin(), s.providers.end(), [&](const Provider& q) { return q.name == tok; });
+    if (it == s.providers.end() || it->kind != "gguf")
+      throw ConfigError(path, line_of(*providers[i]), fmt::format("providers[{}].tokenizer", i),
+                        fmt::format("\"{}\" is not a gguf provider of this file", tok));
   }
   names.clear();
   auto models = r.table_array("models");

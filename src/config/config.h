@@ -42,6 +42,9 @@ struct Provider {
   std::optional<Millis> first_byte_timeout;  // request sent → response head
   std::optional<Millis> idle_timeout;        // silence between streamed body bytes
   std::optional<int> max_attempts;           // tries on connect errors, 429, 5xx
+  // openai: the gguf provider whose tokenizer counts the tokens of answers
+  // that come without usage figures ("" = the first gguf provider, if any).
+  std::string tokenizer;
 };
 
 struct ModelRoute {

@@ -243,6 +243,11 @@ TEST(ServerConfig, BadValuesNameFileLineAndKey) {
   expect_error(server_error("[[providers]]\nname = \"a\"\nkind = \"gguf\"\npath = \"p\"\n"
                             "[[providers]]\nname = \"a\"\nkind = \"gguf\"\npath = \"q\"\n"),
                5, "providers[1].name", "twice");
+  expect_error(server_error("[[providers]]\nname = \"up\"\nkind = \"openai\"\nbase_url = \"https://a\"\n"
+                            "tokenizer = \"up\"\n"),
+               1, "providers[0].tokenizer", "not a gguf provider");
+  expect_error(server_error("[[providers]]\nname = \"x\"\nkind = \"gguf\"\npath = \"p\"\ntokenizer = \"x\"\n"), 5,
+               "providers[0].tokenizer", "only used by openai");
   expect_error(server_error("[[models]]\nname = \"default\"\nroute = [\"tiny\"]\n"), 3, "models[0].route",
                "provider/model");
   expect_error(server_error("[[models]]\nname = \"default\"\nroute = []\n"), 3, "models[0].route");

@@ -115,6 +115,16 @@ void GgufProvider::finish_load(tl::expected<std::unique_ptr<engine::Engine>, std
   });
 }
 
+std::optional<int> GgufProvider::count_tokens(std::string_view text) {
+  std::shared_ptr<const engine::Engine> e;
+  {
+    std::lock_guard lock(mu_);
+    e = engine_;
+  }
+  if (!e) return std::nullopt;
+  return static_cast<int>(e->tokenize(text, false).size());
+}
+
 net::awaitable<ProviderResult<std::shared_ptr<const engine::Engine>>> GgufProvider::ready(double* waited_ms) {
   auto started = std::chrono::steady_clock::now();
   bool waited = false;

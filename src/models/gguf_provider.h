@@ -53,6 +53,10 @@ class GgufProvider : public Provider {
   boost::asio::awaitable<ProviderResult<Embeddings>> embed(const std::string& model,
                                                            const std::vector<std::string>& inputs) override;
 
+  // Tokens of `text` by this model's tokenizer (no special tokens added);
+  // nullopt until the model has loaded. Any thread.
+  std::optional<int> count_tokens(std::string_view text);
+
   // Waits for the background load; `waited_ms` gets how long this call waited.
   boost::asio::awaitable<ProviderResult<std::shared_ptr<const engine::Engine>>> ready(double* waited_ms);
 

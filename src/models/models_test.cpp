@@ -144,6 +144,17 @@ TEST_F(ModelsTest, MissingFileIsUnavailable) {
   EXPECT_TRUE(models->empty());
 }
 
+TEST_F(ModelsTest, CountsTokensWithTheModelsTokenizerOnceLoaded) {
+  auto p = provider();
+  EXPECT_EQ(p->count_tokens("hello"), std::nullopt) << "not loaded yet";
+  double waited = 0;
+  auto e = run(p->ready(&waited));
+  ASSERT_TRUE(e);
+  const std::string text = "hello there, world";
+  EXPECT_EQ(p->count_tokens(text), static_cast<int>((*e)->tokenize(text, false).size()));
+  EXPECT_GT(p->count_tokens(text).value_or(0), 0);
+}
+
 TEST_F(ModelsTest, EmbeddingsAreUnitVectorsPerInput) {
   auto p = provider();
   auto r = run(p->embed("tiny", {"hello", "world", "hello"}));

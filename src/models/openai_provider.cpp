@@ -56,10 +56,11 @@ std::string choice_text(const json::object& choice) {
 
 int estimate_tokens(std::size_t bytes) { return static_cast<int>((bytes + 3) / 4); }
 
-std::size_t prompt_bytes(const CompletionRequest& req) {
-  std::size_t n = req.prompt.size();
-  for (const auto& m : req.messages) n += m.content.size();
-  return n;
+// The prompt's text: what a tokenizer counts when the upstream reports no usage.
+std::string prompt_text(const CompletionRequest& req) {
+  std::string t = req.prompt;
+  for (const auto& m : req.messages) t += (t.empty() ? "" : "\n") + m.content;
+  return t;
 }
 
 // The upstream's own error message, if its body has one.
@@ -142,7 +143,9 @@ struct StreamState {
 };
 
 // A whole (non-streamed) chat or text completion answer.
-Expected<Completion> completion_from_answer(const std::string& body, const CompletionRequest& req) {
+// `count(text)`: the usage when the answer carries none.
+Expected<Completion> completion_from_answer(const std::string& body,
+                                            const std::function<TokenUsage(const std::string&)>& count) {
   boost::system::error_code ec;
   json::value v = json::parse(body, ec);
   const json::object* choice = (!ec && v.is_object()) ? first_choice(v.get_object()) : nullptr;
@@ -155,7 +158,7 @@ Expected<Completion> completion_from_answer(const std::string& body, const Compl
     c.usage.prompt_tokens = int_field(*u, "prompt_tokens");
     c.usage.completion_tokens = int_field(*u, "completion_tokens");
   } else {
-    c.usage = {estimate_tokens(prompt_bytes(req)), estimate_tokens(c.text.size())};
+    c.usage = count(c.text);
   }
   return c;
 }
@@ -269,6 +272,18 @@ Expected<std::unique_ptr<OpenAIProvider>> OpenAIProvider::create(net::any_io_exe
   return p;
 }
 
+TokenUsage OpenAIProvider::count_usage(const CompletionRequest& req, const std::string& text, int deltas) const {
+  const std::string prompt = prompt_text(req);
+  std::optional<int> in, out;
+  if (count_tokens_) {
+    in = count_tokens_(prompt);
+    out = count_tokens_(text);
+  }
+  // Estimates: most servers stream one delta per token; ~4 bytes a token.
+  return {in ? *in : estimate_tokens(prompt.size()),
+          out ? *out : (deltas >= 0 ? deltas : estimate_tokens(text.size()))};
+}
+
 UpstreamRequest OpenAIProvider::request(const char* method, std::string_view path, std::string body) const {
   UpstreamRequest r;
   r.method = method;
@@ -353,7 +368,7 @@ net::awaitable<ProviderResult<Completion>> OpenAIProvider::complete(const Comple
     auto res = co_await client_->fetch(request("POST", path, openai_completion_body(req, false)));
     if (!res) co_return tl::unexpected(error_from(res.error(), false));
     if (res->status / 100 != 2) co_return tl::unexpected(error_from(*res));
-    auto c = completion_from_answer(res->body, req);
+    auto c = completion_from_answer(res->body, [&](const std::string& text) { return count_usage(req, text, -1); });
     if (!c) co_return tl::unexpected(ProviderError{Error(ErrorType::upstream_error, fmt::format("provider {}: {}", name_, c.error().message)), true});
     co_return std::move(*c);
   }
@@ -377,16 +392,15 @@ net::awaitable<ProviderResult<Completion>> OpenAIProvider::complete(const Comple
   }
   if (!st.saw_event && !st.error && !res->stopped && res->content_type.starts_with("application/json")) {
     // An upstream that does not stream answered whole: relay it as one piece.
-    auto c = completion_from_answer(st.raw, req);
+    auto c = completion_from_answer(st.raw, [&](const std::string& text) { return count_usage(req, text, -1); });
     if (!c) co_return tl::unexpected(ProviderError{Error(ErrorType::upstream_error, fmt::format("provider {}: {}", name_, c.error().message)), true});
     if (!c->text.empty() && !co_await sink->on_text(c->text)) c->finish_reason = "cancelled";
     co_return std::move(*c);
   }
   if (st.error) co_return tl::unexpected(error_from(*st.error, !st.out.text.empty()));
   if (!st.have_usage) {
-    // No usage chunk (an upstream that ignores stream_options): estimate, one
-    // token per content delta, as most servers send one delta per token.
-    st.out.usage = {estimate_tokens(prompt_bytes(req)), st.deltas};
+    // No usage chunk (an upstream that ignores stream_options).
+    st.out.usage = count_usage(req, st.out.text, st.deltas);
   }
   if (st.cancelled) {
     st.out.finish_reason = "cancelled";

@@ -41,6 +41,10 @@ KeyResolver env_key_resolver();
 using SecretGetter = std::function<Expected<std::optional<std::string>>(const std::string& name)>;
 KeyResolver secret_key_resolver(SecretGetter get_secret);
 
+// Counts the tokens of a text with a model's tokenizer; nullopt when it
+// cannot now (the model is still loading).
+using TokenCounter = std::function<std::optional<int>(std::string_view text)>;
+
 // The client options a [[providers]] entry asks for (timeouts, max_attempts,
 // ca_file); the rest keep UpstreamOptions' defaults.
 UpstreamOptions upstream_options(const config::Provider& cfg);
@@ -61,6 +65,11 @@ class OpenAIProvider final : public Provider {
                                                            const std::vector<std::string>& inputs) override;
 
   UpstreamClient& client() { return *client_; }
+  // For answers without usage figures (an upstream that ignores
+  // stream_options.include_usage): the tokens are counted with this
+  // tokenizer; without one (or while it loads) they are estimated, one token
+  // per streamed delta and four bytes per token otherwise.
+  void set_token_counter(TokenCounter counter) { count_tokens_ = std::move(counter); }
 
  private:
   OpenAIProvider() = default;
@@ -69,11 +78,13 @@ class OpenAIProvider final : public Provider {
   ProviderError error_from(const UpstreamResponse& res) const;
   ProviderError error_from(const Error& e, bool streamed) const;
   std::string mask_key(std::string text) const;
+  TokenUsage count_usage(const CompletionRequest& req, const std::string& text, int deltas) const;
 
   std::string name_;
   std::string base_url_;  // without a trailing '/'
   std::string key_;       // empty: no Authorization header
   std::shared_ptr<UpstreamClient> client_;
+  TokenCounter count_tokens_;
 };
 
 // The JSON body of an upstream completion request (exposed for tests).

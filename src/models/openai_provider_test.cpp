@@ -294,6 +294,26 @@ TEST_F(OpenAIProviderTest, StreamWithoutUsageChunkEstimatesFromDeltas) {
   EXPECT_GT(r->usage.prompt_tokens, 0);
 }
 
+TEST_F(OpenAIProviderTest, StreamWithoutUsageIsCountedWithTheTokenizer) {
+  auto p = provider();
+  std::vector<std::string> counted;
+  p->set_token_counter([&](std::string_view text) -> std::optional<int> {
+    counted.emplace_back(text);
+    return static_cast<int>(text.size());  // a stand-in tokenizer: one token per byte
+  });
+  Collect sink;
+  auto r = complete(*p, chat("no-usage", "hi"), &sink);
+  ASSERT_TRUE(r) << r.error().error.message;
+  EXPECT_EQ(r->usage.completion_tokens, static_cast<int>(std::string("Hello w\u00f6rld").size()));
+  EXPECT_EQ(r->usage.prompt_tokens, 11);  // the messages' contents, a line each
+  EXPECT_EQ(counted, (std::vector<std::string>{"be brief\nhi", "Hello w\u00f6rld"}));
+  // A tokenizer that cannot count yet (its model is loading): the estimates.
+  p->set_token_counter([](std::string_view) { return std::optional<int>(); });
+  auto e = complete(*p, chat("no-usage", "hi"), &sink);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->usage.completion_tokens, 3);
+}
+
 TEST_F(OpenAIProviderTest, UpstreamThatIgnoresStreamIsRelayedWhole) {
   auto p = provider();
   Collect sink;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <optional>
 
 #include <fmt/format.h>
@@ -139,13 +140,22 @@ std::unique_ptr<Router> make_router(const config::Server& cfg, const net::any_io
   }
   std::vector<std::unique_ptr<Provider>> providers;
   std::set<std::string> unavailable;
+  // Tokenizers for upstream answers without usage figures: the named gguf
+  // provider, else the first one.
+  std::map<std::string, GgufProvider*> ggufs;
+  GgufProvider* first_gguf = nullptr;
+  std::vector<std::pair<OpenAIProvider*, std::string>> want_tokenizer;
   for (const auto& p : wanted) {
     if (p.kind == "gguf") {
-      providers.push_back(std::make_unique<GgufProvider>(io, GgufOptions{p.name, p.path, p.threads, 4}));
+      auto g = std::make_unique<GgufProvider>(io, GgufOptions{p.name, p.path, p.threads, 4});
+      ggufs[p.name] = g.get();
+      if (!first_gguf) first_gguf = g.get();
+      providers.push_back(std::move(g));
     } else if (p.kind == "openai") {
       // The key is resolved once, here; its reference may be named in a log, the key never.
       auto op = OpenAIProvider::create(io, p, resolve_key ? resolve_key : env_key_resolver(), upstream_options(p));
       if (op) {
+        want_tokenizer.emplace_back(op->get(), p.tokenizer);
         providers.push_back(std::move(*op));
       } else {
         spdlog::warn("event=provider_unavailable provider={} kind=openai reason=\"{}\"", p.name, op.error().message);
@@ -156,6 +166,10 @@ std::unique_ptr<Router> make_router(const config::Server& cfg, const net::any_io
                    p.kind, p.kind);
       unavailable.insert(p.name);
     }
+  }
+  for (auto& [op, name] : want_tokenizer) {
+    GgufProvider* g = name.empty() ? first_gguf : (ggufs.contains(name) ? ggufs[name] : nullptr);
+    if (g) op->set_token_counter([g](std::string_view text) { return g->count_tokens(text); });
   }
   return std::make_unique<Router>(std::move(models), std::move(providers), std::move(unavailable));
 }
