@@ -154,9 +154,12 @@ net::awaitable<void> Gateway::admin_secrets(http::Exchange& ex, std::string_view
       co_await ex.respond_error(r.error());
       co_return;
     }
-    // Rotation needs no redeploy: instances holding the old value are replaced.
+    // Rotation needs no redeploy: instances holding the old value are
+    // replaced; providers whose key it is use the new one from now on.
     int recycled = recycle_holders(d_.registry, name);
-    spdlog::info("event=secret_set name={} functions_recycled={} request_id={}", name, recycled, ex.request_id);
+    int providers = d_.router ? d_.router->reload_keys(name) : 0;
+    spdlog::info("event=secret_set name={} functions_recycled={} providers_reloaded={} request_id={}", name, recycled,
+                 providers, ex.request_id);
     co_await ex.respond(204, std::string_view(), std::string());
     co_return;
   }
@@ -165,7 +168,9 @@ net::awaitable<void> Gateway::admin_secrets(http::Exchange& ex, std::string_view
     if (!r) co_await ex.respond_error(r.error());
     else if (!*r) co_await ex.respond_error(Error(ErrorType::not_found, fmt::format("no secret named \"{}\"", name)));
     else {
-      spdlog::info("event=secret_removed name={} request_id={}", name, ex.request_id);
+      int providers = d_.router ? d_.router->reload_keys(name) : 0;
+      spdlog::info("event=secret_removed name={} providers_without_key={} request_id={}", name, providers,
+                   ex.request_id);
       co_await ex.respond(204, std::string_view(), std::string());
     }
     co_return;

@@ -261,6 +261,8 @@ Expected<std::unique_ptr<OpenAIProvider>> OpenAIProvider::create(net::any_io_exe
     return tl::unexpected(e);
   }
   p->key_ = std::move(*key);
+  p->key_ref_ = cfg.api_key;
+  p->resolve_key_ = resolve_key;
   if (!cfg.ca_file.empty()) opts.ca_file = cfg.ca_file;
   auto client = UpstreamClient::create(ex, std::move(opts));
   if (!client) {
@@ -284,12 +286,40 @@ TokenUsage OpenAIProvider::count_usage(const CompletionRequest& req, const std::
           out ? *out : (deltas >= 0 ? deltas : estimate_tokens(text.size()))};
 }
 
+bool OpenAIProvider::key_uses_secret(std::string_view name) const {
+  return key_ref_.starts_with("secret:") && std::string_view(key_ref_).substr(7) == name;
+}
+
+void OpenAIProvider::reload_key() {
+  auto key = resolve_key_(key_ref_);
+  std::lock_guard lock(key_mu_);
+  if (!key) {
+    key_error_ = Error(ErrorType::unavailable,
+                       fmt::format("provider {}: its key {} is not available: {}", name_, key_ref_, key.error().message));
+    return;
+  }
+  if (*key != key_) old_key_ = std::move(key_);
+  key_ = std::move(*key);
+  key_error_.reset();
+}
+
+std::string OpenAIProvider::key() const {
+  std::lock_guard lock(key_mu_);
+  return key_;
+}
+
+std::optional<ProviderError> OpenAIProvider::key_problem() const {
+  std::lock_guard lock(key_mu_);
+  if (!key_error_) return std::nullopt;
+  return ProviderError{*key_error_, true};
+}
+
 UpstreamRequest OpenAIProvider::request(const char* method, std::string_view path, std::string body) const {
   UpstreamRequest r;
   r.method = method;
   r.url = base_url_ + std::string(path);
   r.body = std::move(body);
-  if (!key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + key_);
+  if (std::string k = key(); !k.empty()) r.headers.emplace_back("Authorization", "Bearer " + k);
   return r;
 }
 
@@ -301,8 +331,16 @@ std::string OpenAIProvider::mask_key(std::string text) const {
     for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos))
       text.replace(pos, needle.size(), "[redacted]");
   };
-  mask(key_);
-  if (key_.size() >= 16) mask(std::string_view(key_).substr(0, 8));
+  std::string keys[2];
+  {
+    std::lock_guard lock(key_mu_);
+    keys[0] = key_;
+    keys[1] = old_key_;
+  }
+  for (const std::string& k : keys) {
+    mask(k);
+    if (k.size() >= 16) mask(std::string_view(k).substr(0, 8));
+  }
   std::replace_if(text.begin(), text.end(), [](unsigned char c) { return c < 0x20; }, ' ');
   if (text.size() > kMaxRelayedMessage) text = text.substr(0, kMaxRelayedMessage) + "…";
   return text;
@@ -340,6 +378,7 @@ ProviderError OpenAIProvider::error_from(const Error& e, bool streamed) const {
 net::awaitable<ProviderResult<std::vector<std::string>>> OpenAIProvider::list_models() {
   // One attempt: /v1/models asks every provider in turn and should not wait
   // out another provider's backoff; a failure here only leaves its models unlisted.
+  if (auto e = key_problem()) co_return tl::unexpected(*e);
   UpstreamRequest req = request("GET", "/models", {});
   req.max_attempts = 1;
   auto res = co_await client_->fetch(req);
@@ -363,6 +402,7 @@ net::awaitable<ProviderResult<std::vector<std::string>>> OpenAIProvider::list_mo
 }
 
 net::awaitable<ProviderResult<Completion>> OpenAIProvider::complete(const CompletionRequest& req, TextSink* sink) {
+  if (auto e = key_problem()) co_return tl::unexpected(*e);
   const char* path = req.chat ? "/chat/completions" : "/completions";
   if (!sink) {
     auto res = co_await client_->fetch(request("POST", path, openai_completion_body(req, false)));
@@ -415,6 +455,7 @@ net::awaitable<ProviderResult<Completion>> OpenAIProvider::complete(const Comple
 
 net::awaitable<ProviderResult<Embeddings>> OpenAIProvider::embed(const std::string& model,
                                                                  const std::vector<std::string>& inputs) {
+  if (auto e = key_problem()) co_return tl::unexpected(*e);
   auto res = co_await client_->fetch(request("POST", "/embeddings", embeddings_body(model, inputs)));
   if (!res) co_return tl::unexpected(error_from(res.error(), false));
   if (res->status / 100 != 2) co_return tl::unexpected(error_from(*res));

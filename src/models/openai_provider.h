@@ -19,6 +19,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -71,6 +72,13 @@ class OpenAIProvider final : public Provider {
   // per streamed delta and four bytes per token otherwise.
   void set_token_counter(TokenCounter counter) { count_tokens_ = std::move(counter); }
 
+  // True when the key comes from the secret `name` ("secret:NAME").
+  bool key_uses_secret(std::string_view name) const;
+  // Resolves the key reference again (the secret was set or removed):
+  // later requests use the new key; while the reference cannot be resolved,
+  // calls fail as unavailable, naming the reference.
+  void reload_key();
+
  private:
   OpenAIProvider() = default;
   UpstreamRequest request(const char* method, std::string_view path, std::string body) const;
@@ -78,11 +86,18 @@ class OpenAIProvider final : public Provider {
   ProviderError error_from(const UpstreamResponse& res) const;
   ProviderError error_from(const Error& e, bool streamed) const;
   std::string mask_key(std::string text) const;
+  std::string key() const;
+  std::optional<ProviderError> key_problem() const;
   TokenUsage count_usage(const CompletionRequest& req, const std::string& text, int deltas) const;
 
   std::string name_;
   std::string base_url_;  // without a trailing '/'
-  std::string key_;       // empty: no Authorization header
+  std::string key_ref_;   // api_key as configured ("env:NAME" | "secret:NAME" | "")
+  KeyResolver resolve_key_;
+  mutable std::mutex key_mu_;   // the key may be replaced (rotation) while calls run
+  std::string key_;             // guarded by key_mu_; empty: no Authorization header
+  std::string old_key_;         // guarded by key_mu_: the key before the last rotation, still masked
+  std::optional<Error> key_error_;  // guarded by key_mu_: the reference no longer resolves
   std::shared_ptr<UpstreamClient> client_;
   TokenCounter count_tokens_;
 };

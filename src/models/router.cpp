@@ -124,6 +124,17 @@ net::awaitable<ProviderResult<Served<Embeddings>>> Router::embed(const std::stri
   co_return tl::unexpected(std::move(last));
 }
 
+int Router::reload_keys(const std::string& secret_name) {
+  int n = 0;
+  for (auto& p : providers_) {
+    auto* op = dynamic_cast<OpenAIProvider*>(p.get());
+    if (op == nullptr || !op->key_uses_secret(secret_name)) continue;
+    op->reload_key();
+    ++n;
+  }
+  return n;
+}
+
 std::unique_ptr<Router> make_router(const config::Server& cfg, const net::any_io_executor& io,
                                     const std::function<Expected<std::string>(std::string_view)>& resolve_key) {
   std::vector<config::Provider> wanted = cfg.providers;

@@ -66,6 +66,10 @@ class Router {
 
   Provider* provider(const std::string& name) const;
 
+  // The secret `name` was set or removed: providers whose key comes from it
+  // resolve it again (rotation without a restart). Returns how many.
+  int reload_keys(const std::string& secret_name);
+
  private:
   std::vector<config::ModelRoute> models_;
   std::vector<std::unique_ptr<Provider>> providers_;

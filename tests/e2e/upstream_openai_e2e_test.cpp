@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
+#include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -268,6 +270,60 @@ TEST_F(UpstreamOpenAIE2E, KeyNeverInTheGatewayLog) {
   gateway_->post("/v1/chat/completions", chat_body("retry", false));
   EXPECT_EQ(gateway_->log().find(kKey), std::string::npos);
   EXPECT_EQ(gateway_->log().find("Bearer"), std::string::npos);
+}
+
+// A provider key kept in the secret store is rotated without a restart: the
+// next upstream request carries the new key; removing the secret makes the
+// provider unavailable (naming the reference, never a key).
+TEST(UpstreamKeyRotation, SecretSetOrRemovedTakesEffectWithoutRestart) {
+  std::mutex mu;
+  std::vector<std::string> seen;  // Authorization headers the upstream got
+  mt::TestServer upstream([&](mt::TestExchange& ex) -> net::awaitable<void> {
+    {
+      std::lock_guard lock(mu);
+      seen.emplace_back(ex.request[boost::beast::http::field::authorization]);
+    }
+    co_await ex.write(mt::response(
+        200, "application/json",
+        R"({"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],)"
+        R"("usage":{"prompt_tokens":1,"completion_tokens":1}})"));
+  });
+  const fs::path dir = fs::temp_directory_path() / ("aifn-rotation-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "functions");
+  const fs::path data = dir / "data";
+  const std::string conf = "[[providers]]\nname = \"up\"\nkind = \"openai\"\nbase_url = \"" + upstream.url() +
+                           "/v1\"\napi_key = \"secret:UP_KEY\"\n";
+  const std::string chat = R"({"model":"up/m","messages":[{"role":"user","content":"hi"}]})";
+  const std::string old_key = "sk-rotation-old-0123456789", new_key = "sk-rotation-new-9876543210";
+  {
+    Server first(dir / "functions", {"--data", data.string()}, conf);  // the secret store lives in the data dir
+    ASSERT_EQ(first.post("/v1/chat/completions", chat).status, 503) << "no key yet: the provider is unavailable";
+    auto r = http::fetch({.method = "PUT", .url = first.url("/admin/secrets/UP_KEY"), .body = old_key});
+    ASSERT_EQ(r->status, 204) << r->body;
+  }
+  Server s(dir / "functions", {"--data", data.string()}, conf);
+  auto last_seen = [&] {
+    std::lock_guard lock(mu);
+    return seen.empty() ? std::string() : seen.back();
+  };
+  ASSERT_EQ(s.post("/v1/chat/completions", chat).status, 200) << s.log();
+  EXPECT_EQ(last_seen(), "Bearer " + old_key);
+  auto r = http::fetch({.method = "PUT", .url = s.url("/admin/secrets/UP_KEY"), .body = new_key});
+  ASSERT_EQ(r->status, 204) << r->body;
+  ASSERT_EQ(s.post("/v1/chat/completions", chat).status, 200);
+  EXPECT_EQ(last_seen(), "Bearer " + new_key) << "the rotated key, no restart";
+  r = http::fetch({.method = "DELETE", .url = s.url("/admin/secrets/UP_KEY")});
+  ASSERT_EQ(r->status, 204);
+  auto gone = s.post("/v1/chat/completions", chat);
+  EXPECT_EQ(gone.status, 503) << gone.body;
+  EXPECT_NE(gone.body.find("secret:UP_KEY"), std::string::npos) << gone.body;
+  for (const std::string& k : {old_key, new_key}) {
+    EXPECT_EQ(gone.body.find(k), std::string::npos);
+    EXPECT_EQ(s.log().find(k), std::string::npos);
+  }
+  s.stop();
+  fs::remove_all(dir);
 }
 
 }  // namespace
