@@ -274,16 +274,21 @@ float dot_q45k(const uint8_t* wrow, const BlockQ8K* x, int64_t n) {
     const uint8_t* scales;
     uint16_t dh, dminh;
     const uint8_t* qh = nullptr;
+    const uint8_t* base;
     if constexpr (kQ5) {
       const BlockQ5K* wb = reinterpret_cast<const BlockQ5K*>(wrow) + b;
       qs = wb->qs; scales = wb->scales; dh = wb->d; dminh = wb->dmin; qh = wb->qh;
+      base = reinterpret_cast<const uint8_t*>(wb);
     } else {
       const BlockQ4K* wb = reinterpret_cast<const BlockQ4K*>(wrow) + b;
       qs = wb->qs; scales = wb->scales; dh = wb->d; dminh = wb->dmin;
+      base = reinterpret_cast<const uint8_t*>(wb);
     }
-    prefetch(qs);
-    prefetch(qs + 64);
-    if constexpr (kQ5) prefetch(qs + 128);
+    // Every 64 bytes of the block (144 or 176): consecutive prefetches are
+    // never more than a cache line apart, so no line of the row is missed.
+    prefetch(base);
+    prefetch(base + 64);
+    prefetch(base + 128);
     alignas(16) uint8_t sm[16];
     k_scales_mins(scales, sm);
     const uint8_t* sc = sm;

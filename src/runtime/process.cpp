@@ -11,11 +11,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -94,7 +96,20 @@ Expected<pid_t> spawn_process(const SpawnSpec& spec) {
       }
     }
   }
-  bool cwd_in_tmp = spec.private_tmp && spec.cwd.rfind("/tmp/", 0) == 0;
+  // Folders under /tmp the instance needs through its private /tmp: the
+  // function folder, and the folders of the program and script it runs
+  // (a runtime bootstrap of a checkout under /tmp). Computed before fork.
+  std::vector<std::string> keep;
+  if (spec.private_tmp) {
+    auto add = [&](const std::string& dir) {
+      if (dir.rfind("/tmp/", 0) == 0 && std::find(keep.begin(), keep.end(), dir) == keep.end()) keep.push_back(dir);
+    };
+    add(spec.cwd);
+    add(std::filesystem::path(exe).parent_path().string());
+    for (std::size_t i = 1; i < spec.argv.size(); ++i)
+      if (spec.argv[i].rfind("/tmp/", 0) == 0) add(std::filesystem::path(spec.argv[i]).parent_path().string());
+  }
+  std::vector<int> trees(keep.size(), -1);
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -137,16 +152,19 @@ Expected<pid_t> spawn_process(const SpawnSpec& spec) {
     }
     if (spec.private_tmp) {
       // A mount namespace of its own: the tmpfs on /tmp is seen by this
-      // instance only and vanishes with it. A function folder that lives
-      // under /tmp is bound back in at the same path.
+      // instance only and vanishes with it. The folders in `keep` (under
+      // /tmp) are bound back in at the same paths.
       if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
         child_fail("making a mount namespace");
-      // A detached copy of the folder's mount, taken before /tmp is covered.
-      int tree = cwd_in_tmp ? ::open_tree(AT_FDCWD, spec.cwd.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC) : -1;
-      if (cwd_in_tmp && tree < 0) child_fail("opening the function folder");
+      // Detached copies of the folders' mounts, taken before /tmp is covered.
+      for (std::size_t i = 0; i < keep.size(); ++i) {
+        trees[i] = ::open_tree(AT_FDCWD, keep[i].c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (trees[i] < 0) child_fail("opening a folder under /tmp that the instance needs");
+      }
       if (::mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777") != 0)
         child_fail("mounting a private /tmp");
-      if (cwd_in_tmp && !bind_back(tree, spec.cwd.c_str())) child_fail("binding the function folder into /tmp");
+      for (std::size_t i = 0; i < keep.size(); ++i)
+        if (!bind_back(trees[i], keep[i].c_str())) child_fail("binding a folder back into the private /tmp");
     }
     if (spec.netns_fd >= 0 && ::setns(spec.netns_fd, CLONE_NEWNET) != 0)
       child_fail("entering the instance's network namespace");
