@@ -97,8 +97,9 @@ Expected<pid_t> spawn_process(const SpawnSpec& spec) {
     }
   }
   // Folders under /tmp the instance needs through its private /tmp: the
-  // function folder, and the folders of the program and script it runs
-  // (a runtime bootstrap of a checkout under /tmp). Computed before fork.
+  // function folder, the folders of the program and script it runs (a
+  // runtime bootstrap of a checkout under /tmp), and folders its environment
+  // names (NODE_PATH=/tmp/x/node_modules, a ':' list too). Computed before fork.
   std::vector<std::string> keep;
   if (spec.private_tmp) {
     auto add = [&](const std::string& dir) {
@@ -108,6 +109,16 @@ Expected<pid_t> spawn_process(const SpawnSpec& spec) {
     add(std::filesystem::path(exe).parent_path().string());
     for (std::size_t i = 1; i < spec.argv.size(); ++i)
       if (spec.argv[i].rfind("/tmp/", 0) == 0) add(std::filesystem::path(spec.argv[i]).parent_path().string());
+    for (const std::string& kv : spec.env) {
+      std::string_view rest(kv);
+      rest.remove_prefix(std::min(rest.size(), rest.find('=') + 1));
+      while (!rest.empty()) {
+        std::string piece(rest.substr(0, rest.find(':')));
+        rest.remove_prefix(std::min(rest.size(), piece.size() + 1));
+        std::error_code ec;
+        if (piece.rfind("/tmp/", 0) == 0 && std::filesystem::is_directory(piece, ec)) add(piece);
+      }
+    }
   }
   std::vector<int> trees(keep.size(), -1);
   sigset_t all, old;

@@ -184,6 +184,24 @@ TEST(Security, InstancesRunIsolated) {
   fs::remove(fs::temp_directory_path() / "aifn-host-marker");
 }
 
+TEST(Security, PrivateTmpKeepsTheFoldersTheFunctionIsPointedAt) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a private /tmp needs root";
+  // A library folder under /tmp named in the function's environment (as
+  // NODE_PATH would be) stays readable; the rest of the host's /tmp does not.
+  const fs::path libs = fs::temp_directory_path() / ("aifn-libs-" + std::to_string(::getpid()));
+  fs::create_directories(libs);
+  std::ofstream(libs / "lib.json") << R"({"from":"the host"})";
+  FunctionsDir fns{{"pointed", "env = { LIBS = \"" + libs.string() + "\" }\n"}};
+  std::ofstream(fs::temp_directory_path() / "aifn-host-marker2") << "x";
+  Server s(fns.path());
+  auto r = s.post("/fn/pointed", R"({"isolation":true,"read_file":")" + (libs / "lib.json").string() + "\"}");
+  ASSERT_EQ(r.status, 200) << r.body << s.log();
+  EXPECT_NE(r.body.find("the host"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("aifn-host-marker2"), std::string::npos) << r.body;
+  fs::remove(fs::temp_directory_path() / "aifn-host-marker2");
+  fs::remove_all(libs);
+}
+
 TEST(Security, GatewayOnlyInstancesReachTheGatewayAndNothingElse) {
   if (::geteuid() != 0) GTEST_SKIP() << "a network namespace needs root";
   FunctionsDir fns{{"sealed", "network = \"gateway-only\"\n"}, {"open", ""}};

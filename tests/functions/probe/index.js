@@ -52,6 +52,7 @@ exports.handler = async (event, context) => {
       nofile: limit('Max open files'),
       nproc: limit('Max processes'),
       tmp: fs.readdirSync('/tmp').sort(),
+      file: event.read_file ? fs.readFileSync(event.read_file, 'utf8') : undefined,
     };
   }
   return {
