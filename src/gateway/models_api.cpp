@@ -357,6 +357,12 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
     reserved = worst;
     return {};
   };
+  // Both checks a parsed request passes before any model work.
+  auto admit = [&](const std::string& model, double expect, int max_tokens) -> std::optional<V1Error> {
+    if (auto f = forbidden(model)) return f;
+    if (auto lim = key_limits(model, expect, max_tokens); !lim) return v1_error(lim.error());
+    return std::nullopt;
+  };
 
   if (is_embeddings) {
     auto p = parse_embeddings(*doc);
@@ -364,12 +370,8 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
       co_await reject(p.error());
       co_return;
     }
-    if (auto f = forbidden(p->model)) {
-      co_await reject(*f);
-      co_return;
-    }
-    if (auto lim = key_limits(p->model, static_cast<double>(p->inputs.size()), 0); !lim) {
-      co_await reject(v1_error(lim.error()));
+    if (auto e = admit(p->model, static_cast<double>(p->inputs.size()), 0)) {
+      co_await reject(*e);
       co_return;
     }
     auto r = co_await d_.router->embed(p->model, p->inputs);
@@ -390,14 +392,10 @@ net::awaitable<void> Gateway::v1(http::Exchange& ex, std::string_view rest) {
     co_await reject(p.error());
     co_return;
   }
-  if (auto f = forbidden(p->model)) {
-    co_await reject(*f);
-    co_return;
-  }
   // Unset max_tokens: count a typical answer up front; the rest is charged after.
   const int expect_out = p->req.sampling.max_tokens.value_or(256);
-  if (auto lim = key_limits(p->model, expect_out, expect_out); !lim) {
-    co_await reject(v1_error(lim.error()));
+  if (auto e = admit(p->model, expect_out, expect_out)) {
+    co_await reject(*e);
     co_return;
   }
   Shape shape;

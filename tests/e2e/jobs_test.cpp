@@ -143,6 +143,18 @@ TEST(Jobs, BadRequestsGetClearErrors) {
   EXPECT_EQ(s.get("/jobs?limit=0").status, 400);
 }
 
+// The port the webhook receiver announces ({"listening": PORT}); 0 when it
+// has not within 20 s.
+int listening_port(Child& receiver) {
+  int port = 0;
+  eventually([&] {
+    for (auto& l : receiver.lines())
+      if (l.as_object().contains("listening")) port = static_cast<int>(l.at("listening").as_int64());
+    return port != 0;
+  }, 20s);
+  return port;
+}
+
 TEST(Jobs, FailedRunsAreRetriedWithBackoffThenSucceed) {
   FunctionsDir fns{{"flaky", "[retry]\nmax_attempts = 3\nbackoff = \"100ms\"\n"}};
   Server s(fns.path());
@@ -236,12 +248,8 @@ TEST(Jobs, CallbackIsSignedAndARealReceiverVerifiesIt) {
   ASSERT_EQ(secret.rfind("whsec_", 0), 0u);
   Child receiver({"node", (fs::path(source_dir()) / "examples/webhook-verify/receiver.js").string(), "0"},
                  {"WEBHOOK_SECRET=" + secret, "FAIL_FIRST=1"});
-  int port = 0;
-  ASSERT_TRUE(eventually([&] {
-    for (auto& l : receiver.lines())
-      if (l.as_object().contains("listening")) port = static_cast<int>(l.at("listening").as_int64());
-    return port != 0;
-  }, 20s));
+  const int port = listening_port(receiver);
+  ASSERT_NE(port, 0) << "the receiver did not start";
   auto id = enqueue(s, "work", R"({"x": 1})",
                     {{"Aifn-Callback-Url", "http://127.0.0.1:" + std::to_string(port) + "/hook"}});
   ASSERT_TRUE(eventually([&] {
@@ -282,12 +290,8 @@ TEST(Jobs, HttpsCallbackIsDeliveredToAVerifiedReceiver) {
   while (!secret.empty() && secret.back() == '\n') secret.pop_back();
   Child receiver({"node", (fs::path(source_dir()) / "examples/webhook-verify/receiver.js").string(), "0"},
                  {"WEBHOOK_SECRET=" + secret, "TLS_CERT=" + d + "/cert.pem", "TLS_KEY=" + d + "/key.pem"});
-  int port = 0;
-  ASSERT_TRUE(eventually([&] {
-    for (auto& l : receiver.lines())
-      if (l.as_object().contains("listening")) port = static_cast<int>(l.at("listening").as_int64());
-    return port != 0;
-  }, 20s));
+  const int port = listening_port(receiver);
+  ASSERT_NE(port, 0) << "the receiver did not start";
   auto id = enqueue(s, "work", "{}", {{"Aifn-Callback-Url", "https://127.0.0.1:" + std::to_string(port) + "/hook"}});
   ASSERT_TRUE(eventually([&] {
     auto j = job(s, id);
@@ -314,12 +318,8 @@ TEST(Jobs, WrongSecretIsRefusedByTheReceiver) {
   Server s(fns.path());
   Child receiver({"node", (fs::path(source_dir()) / "examples/webhook-verify/receiver.js").string(), "0"},
                  {"WEBHOOK_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"});
-  int port = 0;
-  ASSERT_TRUE(eventually([&] {
-    for (auto& l : receiver.lines())
-      if (l.as_object().contains("listening")) port = static_cast<int>(l.at("listening").as_int64());
-    return port != 0;
-  }, 20s));
+  const int port = listening_port(receiver);
+  ASSERT_NE(port, 0) << "the receiver did not start";
   enqueue(s, "work", "{}", {{"Aifn-Callback-Url", "http://127.0.0.1:" + std::to_string(port) + "/hook"}});
   EXPECT_TRUE(eventually([&] {
     for (auto& l : receiver.lines())
