@@ -10,12 +10,13 @@
 namespace aifn::engine::detail {
 namespace {
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+inline float hsum128(__m128 s) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+
+inline float hsum(__m256 v) { return hsum128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
 
 inline int hsum_i32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -129,7 +130,22 @@ inline __m128 scales4(const uint8_t* wrow, int64_t b, int block_bytes) {
 // int sums are folded with hadd into one vector (lanes j and j+4 = block j),
 // so one convert and one FMA with four block scales serve four blocks. Q4_0
 // multiplies the unsigned nibbles (0..15) and subtracts 8 * sum(y) per block
-// from the precomputed column corrections.
+// from the precomputed column corrections. The four blocks are written out by
+// hand: as a loop over an array GCC -O2 kept the products on the stack.
+template <bool kQ4>
+inline __m256i block_products(const uint8_t* wrow, int64_t b, const BlockQ8_0* ab) {
+  if constexpr (kQ4) {
+    // Both nibble halves from one 16-byte broadcast: the upper lane shifted by 4.
+    const BlockQ4_0* wb = reinterpret_cast<const BlockQ4_0*>(wrow) + b;
+    const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb->qs)));
+    const __m256i nib = _mm256_and_si256(_mm256_srlv_epi64(t, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
+    return _mm256_maddubs_epi16(nib, load256(ab[b].qs));  // |pair| <= 2*15*127
+  } else {
+    const __m256i x = load256(reinterpret_cast<const BlockQ8_0*>(wrow)[b].qs);
+    return dot_i8(_mm256_sign_epi8(x, x), x, load256(ab[b].qs));
+  }
+}
+
 template <bool kQ4>
 float row_dot(const uint8_t* wrow, const uint8_t* a, int64_t nb) {
   const BlockQ8_0* ab = reinterpret_cast<const BlockQ8_0*>(a);
@@ -143,27 +159,15 @@ float row_dot(const uint8_t* wrow, const uint8_t* a, int64_t nb) {
     prefetch(wrow + b * kBytes);
     prefetch(wrow + b * kBytes + 64);
     if constexpr (!kQ4) prefetch(wrow + b * kBytes + 128);
+    const __m256i p0 = block_products<kQ4>(wrow, b, ab), p1 = block_products<kQ4>(wrow, b + 1, ab);
+    const __m256i p2 = block_products<kQ4>(wrow, b + 2, ab), p3 = block_products<kQ4>(wrow, b + 3, ab);
     __m256i folded;
     if constexpr (kQ4) {
-      const __m256i m4 = _mm256_set1_epi8(0x0F);
-      __m256i p[4];
-      for (int j = 0; j < 4; ++j) {
-        const BlockQ4_0* wb = reinterpret_cast<const BlockQ4_0*>(wrow) + b + j;
-        __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb->qs));
-        __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), m4);
-        p[j] = _mm256_maddubs_epi16(nib, load256(ab[b + j].qs));  // |pair| <= 2*15*127
-      }
       // Each int16 lane below sums 8 products: <= 15240, no overflow.
-      folded = _mm256_madd_epi16(
-          _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3])), _mm256_set1_epi16(1));
+      folded = _mm256_madd_epi16(_mm256_hadd_epi16(_mm256_hadd_epi16(p0, p1), _mm256_hadd_epi16(p2, p3)),
+                                 _mm256_set1_epi16(1));
     } else {
-      __m256i s[4];
-      for (int j = 0; j < 4; ++j) {
-        const BlockQ8_0* wb = reinterpret_cast<const BlockQ8_0*>(wrow) + b + j;
-        __m256i x = load256(wb->qs);
-        s[j] = dot_i8(_mm256_sign_epi8(x, x), x, load256(ab[b + j].qs));
-      }
-      folded = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+      folded = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
     }
     const __m128 dw = scales4(wrow, b, kBytes);
     const __m128 sc = _mm_mul_ps(dw, _mm_loadu_ps(as + b));
@@ -177,9 +181,7 @@ float row_dot(const uint8_t* wrow, const uint8_t* a, int64_t nb) {
     __m256i s0 = dot_i8(_mm256_sign_epi8(x0, x0), x0, load256(ab[b].qs));
     tail += d0 * as[b] * float(hsum_i32(s0));
   }
-  __m128 c = _mm_add_ps(corr, _mm_movehl_ps(corr, corr));
-  c = _mm_add_ss(c, _mm_movehdup_ps(c));
-  return hsum(acc) - _mm_cvtss_f32(c) + tail;
+  return hsum(acc) - hsum128(corr) + tail;
 }
 
 // kRows weight rows x 4 columns (prompt processing). The four columns' int32
@@ -268,20 +270,19 @@ float dot_q45k(const uint8_t* wrow, const BlockQ8K* x, int64_t n) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i one = _mm256_set1_epi8(1);
   __m256 acc = _mm256_setzero_ps();
-  float acc_m = 0;
+  __m128 acc_m = _mm_setzero_ps();
   for (int64_t b = 0; b < n / kQKK; ++b) {
     const uint8_t* qs;
     const uint8_t* scales;
-    uint16_t dh, dminh;
     const uint8_t* qh = nullptr;
     const uint8_t* base;
     if constexpr (kQ5) {
       const BlockQ5K* wb = reinterpret_cast<const BlockQ5K*>(wrow) + b;
-      qs = wb->qs; scales = wb->scales; dh = wb->d; dminh = wb->dmin; qh = wb->qh;
+      qs = wb->qs; scales = wb->scales; qh = wb->qh;
       base = reinterpret_cast<const uint8_t*>(wb);
     } else {
       const BlockQ4K* wb = reinterpret_cast<const BlockQ4K*>(wrow) + b;
-      qs = wb->qs; scales = wb->scales; dh = wb->d; dminh = wb->dmin;
+      qs = wb->qs; scales = wb->scales;
       base = reinterpret_cast<const uint8_t*>(wb);
     }
     // Every 64 bytes of the block (144 or 176): consecutive prefetches are
@@ -291,18 +292,23 @@ float dot_q45k(const uint8_t* wrow, const BlockQ8K* x, int64_t n) {
     prefetch(base + 128);
     alignas(16) uint8_t sm[16];
     k_scales_mins(scales, sm);
-    const uint8_t* sc = sm;
     // sum_j min_j * (bsums[2j] + bsums[2j+1]) with two SSE ops.
     const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].bsums)),
                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].bsums + 8)));
     const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8)));
-    __m128i prod = _mm_madd_epi16(bs, mins);
-    prod = _mm_add_epi32(prod, _mm_shuffle_epi32(prod, 0x4E));
-    prod = _mm_add_epi32(prod, _mm_shuffle_epi32(prod, 0xB1));
-    const int summ = _mm_cvtsi128_si32(prod);
+    // d and dmin (adjacent f16s at the block's start) times the activation scale.
+    uint32_t d_dmin;
+    std::memcpy(&d_dmin, base, 4);
+    const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(int(d_dmin))), _mm_set1_ps(x[b].d));
+    // The mins' share stays in a vector until the end: no horizontal sum per block.
+    acc_m = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(bs, mins)), _mm_shuffle_ps(dd, dd, 0x55), acc_m);
+    // The 8 sub-block scales as int16 in both lanes; each sub-block's scale is
+    // broadcast from there with one byte shuffle.
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm))));
     __m256i hbits = kQ5 ? load256(qh) : _mm256_setzero_si256();
     __m256i sumi = _mm256_setzero_si256();
     const int8_t* a = x[b].qs;
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       __m256i q = load256(qs + 32 * j);
       __m256i lo = _mm256_and_si256(q, m4);
@@ -315,14 +321,13 @@ float dot_q45k(const uint8_t* wrow, const BlockQ8K* x, int64_t n) {
       }
       __m256i p1 = _mm256_maddubs_epi16(lo, load256(a + 64 * j));
       __m256i p2 = _mm256_maddubs_epi16(hi, load256(a + 64 * j + 32));
-      p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(int16_t(sc[2 * j])));
-      p2 = _mm256_madd_epi16(p2, _mm256_set1_epi16(int16_t(sc[2 * j + 1])));
+      p1 = _mm256_madd_epi16(p1, _mm256_shuffle_epi8(sc16, _mm256_set1_epi16(int16_t(0x0100 + 0x0202 * (2 * j)))));
+      p2 = _mm256_madd_epi16(p2, _mm256_shuffle_epi8(sc16, _mm256_set1_epi16(int16_t(0x0100 + 0x0202 * (2 * j + 1)))));
       sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p1, p2));
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(dh) * x[b].d), _mm256_cvtepi32_ps(sumi), acc);
-    acc_m += half(dminh) * x[b].d * float(summ);
+    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi), acc);
   }
-  return hsum(acc) - acc_m;
+  return hsum(acc) - hsum128(acc_m);
 }
 
 float dot_q6k(const uint8_t* wrow, const BlockQ8K* x, int64_t n) {
