@@ -81,4 +81,9 @@ std::string format_duration(Millis d) {
   return fmt::format("{}ms", ms);
 }
 
+std::int64_t epoch_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace aifn

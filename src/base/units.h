@@ -20,5 +20,7 @@ Expected<std::uint64_t> parse_size(std::string_view text);
 // "1 MiB", "512 KiB", "123 bytes": for messages that name a limit.
 std::string format_size(std::uint64_t bytes);
 std::string format_duration(Millis d);
+// Wall-clock time as epoch milliseconds (records, deadlines shown to clients).
+std::int64_t epoch_ms_now();
 
 }  // namespace aifn

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/client.h"
+#include "cli/cost_cli.h"
 #include "cli/jobs_cli.h"
 #include "cli/models_list.h"
 #include "cli/security_cli.h"
@@ -117,6 +118,8 @@ int run(int argc, char** argv) {
   std::string by = "function";
   usage->add_option("--by", by, "function|key|day|model");
 
+  auto* cost = app.add_subcommand("cost", "recorded traffic: serverless vs always-on instances, and the break-even");
+
   auto* version = app.add_subcommand("version", "print the version");
   int verb_exit = 0;  // verbs that run in their CLI11 callback leave their exit code here
   add_security_commands(app, client, &verb_exit);
@@ -165,6 +168,7 @@ int run(int argc, char** argv) {
     }
     if (*models_bench) return engine::models_bench(bench_opts);
     if (*models_list || *models) return list_models(client);
+    if (*cost) return show_cost(client);
     if (*serve) {
       config::Server cfg = config::load_server(config_path);
       config::apply_env(cfg, environ);

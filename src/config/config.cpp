@@ -156,6 +156,7 @@ void read_pricing(const std::string& file, const toml::table& t, Pricing& p) {
   TomlReader r(file, t, "pricing.");
   if (auto v = r.number("per_million_requests", 0)) p.per_million_requests = *v;
   if (auto v = r.number("per_gb_second", 0)) p.per_gb_second = *v;
+  if (auto v = r.number("always_on_per_gb_hour", 0)) p.always_on_per_gb_hour = *v;
   if (const toml::table* tokens = r.table("tokens")) {
     for (auto&& [k, v] : *tokens) {
       std::string model(k.str());

@@ -60,7 +60,13 @@ struct TokenPrice {
 struct Pricing {
   double per_million_requests = 0.20;
   double per_gb_second = 0.0000166667;
+  // What a GB of always-on capacity costs per hour (aifn cost's comparison);
+  // unset = per_gb_second x 3600, the same rate paid also while idle.
+  std::optional<double> always_on_per_gb_hour;
   std::map<std::string, TokenPrice> tokens;  // key: "provider/model"
+  double always_on_per_gb_second() const {
+    return always_on_per_gb_hour ? *always_on_per_gb_hour / 3600.0 : per_gb_second;
+  }
 };
 
 struct Server {

@@ -140,6 +140,7 @@ retention = "48h"
 [pricing]
 per_million_requests = 0.5
 per_gb_second = 1
+always_on_per_gb_hour = 0.036
 [pricing.tokens."local/tiny"]
 input_per_million = 0.1
 output_per_million = 0.3
@@ -179,6 +180,7 @@ output_per_million = 0.3
   EXPECT_EQ(s.job_retention, Millis(48 * 3'600'000));
   EXPECT_DOUBLE_EQ(s.pricing.per_million_requests, 0.5);
   EXPECT_DOUBLE_EQ(s.pricing.per_gb_second, 1.0);
+  EXPECT_DOUBLE_EQ(s.pricing.always_on_per_gb_second(), 0.00001);
   ASSERT_EQ(s.pricing.tokens.count("local/tiny"), 1u);
   EXPECT_DOUBLE_EQ(s.pricing.tokens["local/tiny"].input_per_million, 0.1);
   EXPECT_DOUBLE_EQ(s.pricing.tokens["local/tiny"].output_per_million, 0.3);

@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "metering/cost.h"
+
 namespace aifn::gateway {
 namespace net = boost::asio;
 using http::bhttp::verb;
@@ -193,6 +195,24 @@ net::awaitable<void> Gateway::admin(http::Exchange& ex, std::string_view rest) {
     }
     co_await ex.respond(200, "application/json",
                         boost::json::serialize(metering::usage_report(*groups, *by, d_.config.pricing)));
+    co_return;
+  }
+  if (rest == "cost" && m == verb::get) {
+    auto since = parse_time_ms(query_param(ex.query(), "since"));
+    auto until = parse_time_ms(query_param(ex.query(), "until"));
+    if (since < 0 || until < 0) {
+      co_await ex.respond_error(Error(ErrorType::bad_request, "since/until must be epoch seconds or ms"));
+      co_return;
+    }
+    d_.meter.flush();
+    auto rows = d_.store.usage_capacity(since, until);
+    if (!rows) {
+      co_await ex.respond_error(rows.error());
+      co_return;
+    }
+    co_await ex.respond(200, "application/json",
+                        boost::json::serialize(metering::cost_report(*rows, d_.config.pricing, since,
+                                                                     until != 0 ? until : epoch_ms_now())));
     co_return;
   }
   if (rest == "keys" || rest.rfind("keys/", 0) == 0) {

@@ -13,11 +13,6 @@ using runtime::EventKind;
 
 namespace {
 
-std::int64_t epoch_ms_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // A streamed answer larger than this is not cached.
 constexpr std::size_t kMaxCachedStream = 1 << 20;
 

@@ -25,10 +25,7 @@ constexpr int kLeaseAheadPerSlot = 8;
 constexpr int kLeaseAheadMin = 16;
 constexpr int kLeaseBatch = 256;
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t now_ms() { return epoch_ms_now(); }
 
 std::string new_job_id() {
   // Time-ordered (ms since epoch) then 64 random bits: unique, not secret.

@@ -194,6 +194,44 @@ Expected<std::vector<UsageGroup>> SqliteStore::aggregate_usage(GroupBy by, std::
   return out;
 }
 
+Expected<std::vector<CapacityRow>> SqliteStore::usage_capacity(std::int64_t since_ms, std::int64_t until_ms) {
+  std::lock_guard lock(mu_);
+  // Peak concurrency by a sweep: +1 at each start, -1 at each end, running sum
+  // in time order; at equal times ends come first, so back-to-back calls on
+  // one instance do not count as two. A call holds its instance at least 1 ms
+  // (what it is billed), so sub-millisecond calls still count.
+  const std::string sql = fmt::format(
+      "WITH calls AS (SELECT function, start_ms, start_ms + MAX(duration_ms, billed_ms, 1) AS end_ms, memory_mb, "
+      "  gb_seconds "
+      "  FROM usage WHERE {0} AND memory_mb > 0), "
+      "ev AS (SELECT function, start_ms AS t, 1 AS d FROM calls UNION ALL SELECT function, end_ms, -1 FROM calls), "
+      "live AS (SELECT function, SUM(d) OVER (PARTITION BY function ORDER BY t, d ROWS UNBOUNDED PRECEDING) AS n "
+      "  FROM ev), "
+      "peak AS (SELECT function, MAX(n) AS n FROM live GROUP BY function) "
+      "SELECT c.function, COUNT(*), TOTAL(c.gb_seconds), MAX(c.memory_mb), p.n, MIN(c.start_ms), MAX(c.end_ms) "
+      "FROM calls c JOIN peak p ON p.function = c.function GROUP BY c.function ORDER BY c.function",
+      kRange);
+  Stmt st;
+  if (st.prepare(db_, sql) != SQLITE_OK) return tl::unexpected(error("prepare capacity"));
+  st.i64(1, since_ms);
+  st.i64(2, until_ms);
+  std::vector<CapacityRow> out;
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+    CapacityRow c;
+    c.function = st.col_text(0);
+    c.calls = st.col_i64(1);
+    c.gb_seconds = st.col_real(2);
+    c.memory_mb = st.col_i64(3);
+    c.peak_concurrency = st.col_i64(4);
+    c.first_ms = st.col_i64(5);
+    c.last_ms = st.col_i64(6);
+    out.push_back(std::move(c));
+  }
+  if (rc != SQLITE_DONE) return tl::unexpected(error("usage capacity"));
+  return out;
+}
+
 Expected<std::vector<UsageRecord>> SqliteStore::list_usage(const std::string& function, int limit) {
   std::lock_guard lock(mu_);
   Stmt st;

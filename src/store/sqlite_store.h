@@ -27,6 +27,7 @@ class SqliteStore : public Store {
   Expected<std::vector<UsageGroup>> aggregate_usage(GroupBy by, std::int64_t since_ms,
                                                     std::int64_t until_ms) override;
   Expected<std::vector<UsageRecord>> list_usage(const std::string& function, int limit) override;
+  Expected<std::vector<CapacityRow>> usage_capacity(std::int64_t since_ms, std::int64_t until_ms) override;
   bool healthy() override;
 
   // Jobs: sqlite_jobs.cpp.

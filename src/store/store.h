@@ -54,6 +54,18 @@ struct UsageGroup {
   std::vector<ModelTokens> by_model;
 };
 
+// What one function's recorded calls needed of always-on capacity (aifn cost):
+// the most calls running at once and the largest memory size.
+struct CapacityRow {
+  std::string function;
+  std::int64_t calls = 0;
+  double gb_seconds = 0;
+  std::int64_t memory_mb = 0;         // largest of its records
+  std::int64_t peak_concurrency = 0;  // most calls overlapping in time
+  std::int64_t first_ms = 0;          // earliest start
+  std::int64_t last_ms = 0;           // latest end (start + duration)
+};
+
 enum class GroupBy { function, key, day, model };
 
 // One background job (DESIGN.md §7). Times are epoch ms, 0 = not yet.
@@ -154,6 +166,9 @@ class Store : public UsageWriter {
   virtual Expected<std::vector<UsageGroup>> aggregate_usage(GroupBy by, std::int64_t since_ms,
                                                             std::int64_t until_ms) = 0;
   virtual Expected<std::vector<UsageRecord>> list_usage(const std::string& function, int limit) = 0;
+  // Per function, over records with since_ms <= start_ms < until_ms (0 =
+  // unbounded) that ran on an instance (memory_mb > 0).
+  virtual Expected<std::vector<CapacityRow>> usage_capacity(std::int64_t since_ms, std::int64_t until_ms) = 0;
   virtual bool healthy() = 0;  // for /readyz
 
   // Jobs (DESIGN.md §7). The defaults answer `unavailable` (a store

@@ -96,6 +96,37 @@ TEST_F(StoreTest, InsertsAndListsEveryField) {
   EXPECT_TRUE(store_->healthy());
 }
 
+TEST_F(StoreTest, CapacityCountsPeakOverlapAndLargestMemory) {
+  // Function a: [0,10) [5,15) [8,18) overlap three deep; [18,28) starts as
+  // the last one ends (not an overlap). b: one call. c: a model call with no
+  // instance (memory 0) is left out.
+  UsageRecord big = rec("a", kJan1 + 18);
+  big.memory_mb = 2048;
+  UsageRecord model_call = rec("c", kJan1);
+  model_call.memory_mb = 0;
+  ASSERT_TRUE(store_->insert_usage(
+      {rec("a", kJan1), rec("a", kJan1 + 5), rec("a", kJan1 + 8), big, rec("b", kJan1 + 100), model_call}));
+  auto rows = store_->usage_capacity(0, 0);
+  ASSERT_TRUE(rows) << rows.error().message;
+  ASSERT_EQ(rows->size(), 2u);
+  const CapacityRow& a = (*rows)[0];
+  EXPECT_EQ(a.function, "a");
+  EXPECT_EQ(a.calls, 4);
+  EXPECT_EQ(a.peak_concurrency, 3);
+  EXPECT_EQ(a.memory_mb, 2048);
+  EXPECT_DOUBLE_EQ(a.gb_seconds, 0.04);
+  EXPECT_EQ(a.first_ms, kJan1);
+  EXPECT_EQ(a.last_ms, kJan1 + 28);
+  EXPECT_EQ((*rows)[1].function, "b");
+  EXPECT_EQ((*rows)[1].peak_concurrency, 1);
+  // The window keeps only calls that start inside it.
+  auto late = store_->usage_capacity(kJan1 + 6, kJan1 + 50);
+  ASSERT_TRUE(late);
+  ASSERT_EQ(late->size(), 1u);
+  EXPECT_EQ((*late)[0].calls, 2);
+  EXPECT_EQ((*late)[0].peak_concurrency, 1);
+}
+
 TEST_F(StoreTest, ListNewestFirstWithLimitAndFilter) {
   ASSERT_TRUE(store_->insert_usage({rec("a", 1), rec("a", 3), rec("b", 2), rec("a", 2)}));
   auto a = store_->list_usage("a", 2);

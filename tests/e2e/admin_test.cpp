@@ -29,6 +29,34 @@ TEST(Admin, UsageRowsMatchTheCallsMade) {
   EXPECT_NE(cli.find("metered"), std::string::npos) << cli;
 }
 
+TEST(Admin, CostSizesAlwaysOnCapacityFromThePeakOfRecordedCalls) {
+  FunctionsDir fns{{"sized", "memory = \"128MiB\"\n"}};
+  Server s(fns.path());
+  // Two calls overlap (peak 2), then one alone.
+  auto a = std::async(std::launch::async, [&] { return s.post("/fn/sized", R"({"sleep_ms":600})"); });
+  auto b = std::async(std::launch::async, [&] { return s.post("/fn/sized", R"({"sleep_ms":600})"); });
+  ASSERT_EQ(a.get().status, 200);
+  ASSERT_EQ(b.get().status, 200);
+  ASSERT_EQ(s.post("/fn/sized", "{}").status, 200);
+  auto cost = json(s.get("/admin/cost").body);
+  auto rows = cost.at("rows").as_array();
+  ASSERT_EQ(rows.size(), 1u) << cost;
+  const auto& r = rows[0];
+  EXPECT_EQ(r.at("function").as_string(), "sized");
+  EXPECT_EQ(r.at("calls").as_int64(), 3);
+  EXPECT_EQ(r.at("peak_concurrency").as_int64(), 2);
+  EXPECT_EQ(r.at("memory_mb").as_int64(), 128);
+  const double busy = r.at("utilization").as_double();
+  EXPECT_GT(busy, 0.0);
+  EXPECT_LE(busy, 1.0);
+  EXPECT_GT(r.at("serverless_cost").as_double(), 0.0);
+  EXPECT_GT(r.at("always_on_cost").as_double(), 0.0);
+  EXPECT_EQ(s.get("/admin/cost?since=oops").status, 400);
+  auto cli = run_cli("cost --server " + s.url(""));
+  EXPECT_NE(cli.find("sized"), std::string::npos) << cli;
+  EXPECT_NE(cli.find("cheaper"), std::string::npos) << cli;
+}
+
 TEST(Admin, DeployInstallsANewVersionWhileCallsFinishOnTheOld) {
   FunctionsDir fns{{"versioned", ""}};
   Server s(fns.path());
