@@ -4,8 +4,10 @@
 #include <cpuid.h>
 #endif
 #include <cstdlib>
+#include <cstring>
 
 #include "engine/quant.h"
+#include "engine/repack.h"
 
 namespace aifn::engine {
 namespace {
@@ -17,6 +19,34 @@ void tile_blocks(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, si
     for (int r = 0; r < nr; ++r)
       y[size_t(c) * ldy + size_t(r)] = Dot(reinterpret_cast<const WBlock*>(w + size_t(r) * w_stride),
                                            reinterpret_cast<const ABlock*>(a + size_t(c) * a_stride), k);
+}
+
+// Interleaved Q4_0 (repack.h) x Q8_0 activations, one row at a time; sums
+// each block as dot_q4_0_scalar does.
+void tile_q4_0x8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc,
+                        int64_t k, float* y, size_t ldy) {
+  const int64_t nb = k / kQK;
+  for (int c = 0; c < nc; ++c) {
+    const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
+    for (int r = 0; r < nr; ++r) {
+      const uint8_t* group = w + size_t(r / kInterleaveRows) * kInterleaveRows * w_stride;
+      const int lane = r % kInterleaveRows;
+      float s = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* unit = group + size_t(b) * kQ4_0x8UnitBytes;
+        uint16_t d;
+        std::memcpy(&d, unit + 2 * lane, 2);
+        int sum = 0;
+        for (int j = 0; j < kQK / 2; ++j) {
+          const uint8_t q = unit[16 + 32 * (j / 4) + 4 * lane + j % 4];
+          sum += ((q & 0xF) - 8) * int(x[b].qs[j]);
+          sum += ((q >> 4) - 8) * int(x[b].qs[j + 16]);
+        }
+        s += fp16_to_fp32(d) * fp16_to_fp32(x[b].d) * float(sum);
+      }
+      y[size_t(c) * ldy + size_t(r)] = s;
+    }
+  }
 }
 
 void weighted_sum_scalar(const float* weights, int n, const float* v, size_t v_stride, int dim, float* out) {
@@ -55,6 +85,7 @@ const KernelTable& scalar_kernels() {
       tile_blocks<BlockQ4K, BlockQ8K, dot_q4_k_scalar>,
       tile_blocks<BlockQ5K, BlockQ8K, dot_q5_k_scalar>,
       tile_blocks<BlockQ6K, BlockQ8K, dot_q6_k_scalar>,
+      tile_q4_0x8_scalar,
       weighted_sum_scalar,
   };
   return table;

@@ -6,6 +6,7 @@
 
 #include "engine/kernels.h"
 #include "engine/quant.h"
+#include "engine/repack.h"
 
 namespace aifn::engine::detail {
 namespace {
@@ -249,6 +250,79 @@ void tile_q8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t
       y[size_t(c) * ldy + size_t(r)] = row_dot<kQ4>(w + size_t(r) * w_stride, a + size_t(c) * a_stride, nb);
 }
 
+// ---- interleaved Q4_0 (repack.h) x Q8_0 activations ----
+
+inline __m256i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// One interleaved group (8 rows) x kCols columns. Each 32-bit lane collects one
+// row's products with 4 broadcast activation bytes at a time, so a block ends
+// with no horizontal sum: one convert and one FMA with the 8 rows' scales.
+// The unsigned nibbles' offset of 8 comes off through the column corrections
+// (8 * scale * sum(y), see q8_0_scales_offset). An int16 lane sums 8
+// maddubs pairs of at most 2 * 15 * 127: <= 30480, no overflow.
+template <int kCols>
+void group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_stride, float* y, size_t ldy) {
+  const BlockQ8_0* ab[kCols];
+  const float* as[kCols];
+  const float* cs[kCols];
+  for (int c = 0; c < kCols; ++c) {
+    ab[c] = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
+    as[c] = reinterpret_cast<const float*>(a + size_t(c) * a_stride + q8_0_scales_offset(nb));
+    cs[c] = as[c] + nb;
+  }
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc[kCols];
+  for (int c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* unit = group + size_t(b) * kQ4_0x8UnitBytes;
+    prefetch(unit);
+    prefetch(unit + 64);
+    prefetch(unit + 128);
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit)));
+    __m256i s16[kCols];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      const __m256i chunk = load256(unit + 16 + 32 * k);
+      const __m256i lo = _mm256_and_si256(chunk, m4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4);
+      for (int c = 0; c < kCols; ++c) {
+        const int8_t* q = ab[c][b].qs;
+        const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast4(q + 4 * k)),
+                                           _mm256_maddubs_epi16(hi, broadcast4(q + 16 + 4 * k)));
+        s16[c] = k == 0 ? p : _mm256_add_epi16(s16[c], p);
+      }
+    }
+    for (int c = 0; c < kCols; ++c) {
+      const __m256 sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[c], _mm256_set1_epi16(1)));
+      const __m256 t = _mm256_fmsub_ps(sum, _mm256_broadcast_ss(as[c] + b), _mm256_broadcast_ss(cs[c] + b));
+      acc[c] = _mm256_fmadd_ps(d, t, acc[c]);
+    }
+  }
+  for (int c = 0; c < kCols; ++c) _mm256_storeu_ps(y + size_t(c) * ldy, acc[c]);
+}
+
+void tile_q4_0x8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+                 float* y, size_t ldy) {
+  const int64_t nb = k / kQK;
+  for (int r = 0; r < nr; r += kInterleaveRows) {
+    const uint8_t* group = w + size_t(r) * w_stride;  // 8 rows of w_stride bytes each
+    int c = 0;
+    for (; c + 4 <= nc; c += 4) group_x_cols<4>(group, nb, a + size_t(c) * a_stride, a_stride, y + c * ldy + r, ldy);
+    const uint8_t* ac = a + size_t(c) * a_stride;
+    float* yc = y + size_t(c) * ldy + size_t(r);
+    switch (nc - c) {
+      case 3: group_x_cols<3>(group, nb, ac, a_stride, yc, ldy); break;
+      case 2: group_x_cols<2>(group, nb, ac, a_stride, yc, ldy); break;
+      case 1: group_x_cols<1>(group, nb, ac, a_stride, yc, ldy); break;
+      default: break;
+    }
+  }
+}
+
 // ---- K-quants x Q8_K ----
 
 // The 8 6-bit scales (bytes 0..7) and mins (bytes 8..15) of a Q4_K/Q5_K block,
@@ -415,7 +489,7 @@ const KernelTable& avx2_table() {
   static const KernelTable table{
       "avx2",         tile_f32,           tile_half<false>,   tile_half<true>, tile_q8<false>,
       tile_q8<true>,  tile_k<dot_q45k<false>>, tile_k<dot_q45k<true>>, tile_k<dot_q6k>,
-      weighted_sum,
+      tile_q4_0x8,    weighted_sum,
   };
   return table;
 }

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "engine/quant.h"
+#include "engine/repack.h"
 
 namespace aifn::engine {
 namespace {
@@ -166,7 +167,36 @@ tl::expected<std::shared_ptr<const Model>, std::string> Model::load(std::shared_
   }
   m->weight_bytes_ += uint64_t(m->output_.rows) * m->output_.row_stride;
   c.weight_type = m->layers_[0].wq.type;
+  m->copy_weights_to_huge_pages();
   return std::shared_ptr<const Model>(std::move(m));
+}
+
+void Model::copy_weights_to_huge_pages() {
+  std::vector<WeightMatrix*> all;
+  for (Layer& L : layers_)
+    for (WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) all.push_back(w);
+  all.push_back(&output_);  // a tied output gets its own copy; token lookups keep reading the file
+  // One buffer for all, each matrix on a cache line: huge pages are not
+  // wasted on rounding up many small matrices.
+  constexpr size_t kAlign = 64;
+  size_t total = 0;
+  for (const WeightMatrix* w : all) total += (size_t(w->rows) * w->row_stride + kAlign - 1) / kAlign * kAlign;
+  HugeBuffer buf(total);
+  if (buf.data() == nullptr) return;  // out of memory: keep reading the file mapping
+  uint8_t* at = buf.data();
+  for (WeightMatrix* w : all) {
+    const size_t bytes = size_t(w->rows) * w->row_stride;
+    if (GgmlType(w->type) == GgmlType::Q4_0 && can_interleave_q4_0(w->rows)) {
+      interleave_q4_0(w->data, w->rows, w->cols, at);
+      w->interleaved = true;
+    } else {
+      std::memcpy(at, w->data, bytes);
+    }
+    if (w->data != tok_embd_->data) release_pages(w->data, bytes);
+    w->data = at;
+    at += (bytes + kAlign - 1) / kAlign * kAlign;
+  }
+  weights_ = std::move(buf);
 }
 
 Session::Session(std::shared_ptr<const Model> model, ThreadPool& pool, int n_ctx, const KernelTable* kernels)
@@ -215,11 +245,12 @@ tl::expected<void, std::string> Session::eval(std::span<const int32_t> tokens, L
 }
 
 void Session::matmul_from(const float* x, int n, const std::vector<MatmulOut>& outs) {
-  // Outputs are fused into one parallel pass when they share a weight type.
+  // Outputs are fused into one parallel pass when they share a weight type and layout.
   size_t i = 0;
   while (i < outs.size()) {
     size_t j = i + 1;
-    while (j < outs.size() && outs[j].w->type == outs[i].w->type) ++j;
+    while (j < outs.size() && outs[j].w->type == outs[i].w->type && outs[j].w->interleaved == outs[i].w->interleaved)
+      ++j;
     const WeightMatrix& w = *outs[i].w;
     size_t need = act_bytes(w.type, w.cols) * size_t(n);
     if (act_.size() < need) act_.resize(need);

@@ -17,6 +17,7 @@
 
 #include "engine/gguf.h"
 #include "engine/kernels.h"
+#include "engine/huge_buffer.h"
 #include "engine/matmul.h"
 #include "engine/thread_pool.h"
 
@@ -58,6 +59,13 @@ class Model {
     WeightMatrix wq, wk, wv, wo, gate, up, down;
   };
   Model() = default;
+  // Moves every weight matrix out of the file mapping into memory the model
+  // owns, backed by huge pages (HugeBuffer), Q4_0 ones with a multiple of 8
+  // rows rearranged as repack.h says. Token generation streams all weights
+  // per token: measured, this is what lets it approach the memory bandwidth.
+  // The file's pages are released from this process (they stay in the page
+  // cache); token embeddings are still read from the file.
+  void copy_weights_to_huge_pages();
 
   std::shared_ptr<const GgufFile> file_;
   ModelConfig config_;
@@ -66,6 +74,7 @@ class Model {
   WeightMatrix output_;
   std::vector<Layer> layers_;
   uint64_t weight_bytes_ = 0;
+  HugeBuffer weights_{0};  // owns what the matrices point at
 };
 
 // kHidden: instead of logits, the final hidden state (after output_norm) of

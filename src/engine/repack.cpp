@@ -1,0 +1,25 @@
+#include "engine/repack.h"
+
+#include <cstring>
+
+#include "engine/quant.h"
+
+namespace aifn::engine {
+
+void interleave_q4_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+  const int64_t nb = cols / kQK;
+  const size_t row_bytes = size_t(nb) * sizeof(BlockQ4_0);
+  for (int64_t g = 0; g < rows / kInterleaveRows; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* unit = dst + size_t(g * nb + b) * kQ4_0x8UnitBytes;
+      for (int r = 0; r < kInterleaveRows; ++r) {
+        const BlockQ4_0* blk =
+            reinterpret_cast<const BlockQ4_0*>(src + size_t(g * kInterleaveRows + r) * row_bytes) + b;
+        std::memcpy(unit + 2 * r, &blk->d, 2);
+        for (int k = 0; k < 4; ++k) std::memcpy(unit + 16 + 32 * k + 4 * r, blk->qs + 4 * k, 4);
+      }
+    }
+  }
+}
+
+}  // namespace aifn::engine
