@@ -49,6 +49,41 @@ void tile_q4_0x8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t
   }
 }
 
+// Interleaved Q4_K (repack.h) x Q8_K activations, one row at a time; sums
+// each block as dot_q4_k_scalar does.
+void tile_q4_kx8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc,
+                        int64_t k, float* y, size_t ldy) {
+  const int64_t nb = k / kQKK;
+  for (int c = 0; c < nc; ++c) {
+    const BlockQ8K* x = reinterpret_cast<const BlockQ8K*>(a + size_t(c) * a_stride);
+    for (int r = 0; r < nr; ++r) {
+      const uint8_t* group = w + size_t(r / kInterleaveRows) * kInterleaveRows * w_stride;
+      const int lane = r % kInterleaveRows;
+      float s = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* unit = group + size_t(b) * kQ4_Kx8UnitBytes;
+        uint16_t d, dmin;
+        std::memcpy(&d, unit + 2 * lane, 2);
+        std::memcpy(&dmin, unit + 16 + 2 * lane, 2);
+        const uint8_t* mins = unit + 96 + 16 * (lane % 4) + 8 * (lane / 4);
+        int sumi = 0, summ = 0;
+        for (int sub = 0; sub < 8; ++sub) {
+          const int j = sub / 2, shift = 4 * (sub % 2);
+          int dot = 0;
+          for (int l = 0; l < 32; ++l) {
+            const uint8_t q = unit[160 + 32 * (8 * j + l / 4) + 4 * lane + l % 4];
+            dot += ((q >> shift) & 0xF) * x[b].qs[32 * sub + l];
+          }
+          sumi += unit[32 + 8 * sub + lane] * dot;
+          summ += mins[sub] * (x[b].bsums[2 * sub] + x[b].bsums[2 * sub + 1]);
+        }
+        s += x[b].d * (fp16_to_fp32(d) * float(sumi) - fp16_to_fp32(dmin) * float(summ));
+      }
+      y[size_t(c) * ldy + size_t(r)] = s;
+    }
+  }
+}
+
 void weighted_sum_scalar(const float* weights, int n, const float* v, size_t v_stride, int dim, float* out) {
   for (int d = 0; d < dim; ++d) out[d] = 0.f;
   for (int j = 0; j < n; ++j) {
@@ -74,6 +109,13 @@ TileFn KernelTable::for_type(uint32_t t) const {
   }
 }
 
+TileFn KernelTable::for_layout(uint32_t t, bool interleaved) const {
+  if (!interleaved) return for_type(t);
+  if (GgmlType(t) == GgmlType::Q4_0) return q4_0x8;
+  if (GgmlType(t) == GgmlType::Q4_K) return q4_kx8;
+  return nullptr;
+}
+
 const KernelTable& scalar_kernels() {
   static const KernelTable table{
       "scalar",
@@ -86,6 +128,7 @@ const KernelTable& scalar_kernels() {
       tile_blocks<BlockQ5K, BlockQ8K, dot_q5_k_scalar>,
       tile_blocks<BlockQ6K, BlockQ8K, dot_q6_k_scalar>,
       tile_q4_0x8_scalar,
+      tile_q4_kx8_scalar,
       weighted_sum_scalar,
   };
   return table;

@@ -31,11 +31,13 @@ using WeightedSumFn = void (*)(const float* weights, int n, const float* v, size
 struct KernelTable {
   const char* name;  // "scalar" or "avx2"
   TileFn f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k;
-  // Q4_0 weights interleaved by interleave_q4_0() (repack.h): w points at a
-  // group of 8 rows, w_stride is still one GGUF row's bytes, nr % 8 == 0.
-  TileFn q4_0x8;
+  // Weights interleaved by interleave_q4_0() / interleave_q4_k() (repack.h):
+  // w points at a group of 8 rows, w_stride is the interleaved row's bytes
+  // (for Q4_0 the same as in the GGUF), nr % 8 == 0.
+  TileFn q4_0x8, q4_kx8;
   WeightedSumFn weighted_sum;
   TileFn for_type(uint32_t ggml_type) const;  // nullptr when unsupported
+  TileFn for_layout(uint32_t ggml_type, bool interleaved) const;  // for_type, or q4_0x8 / q4_kx8
 };
 
 const KernelTable& scalar_kernels();

@@ -323,6 +323,65 @@ void tile_q4_0x8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, si
   }
 }
 
+// ---- interleaved Q4_K (repack.h) x Q8_K activations ----
+
+// One interleaved group (8 rows) x one column. Per pair of sub-blocks the 8
+// rows' nibbles meet 4 broadcast activation bytes at a time, each 32-bit lane
+// collecting one row's products (int16 sums of 8 maddubs pairs: <= 30480);
+// the rows' sub-block scales then multiply lane by lane. The mins' share:
+// two rows' 8 mins times the column's 8 sub-block sums per madd, folded so
+// lane r is row r (the unit stores rows p and 4 + p together for that).
+void q4k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* unit = group + size_t(b) * kQ4_Kx8UnitBytes;
+    for (size_t off = 0; off < kQ4_Kx8UnitBytes; off += 64) prefetch(unit + off);
+    const int8_t* q8 = x[b].qs;
+    __m256i sumi = _mm256_setzero_si256();
+    for (int j = 0; j < 4; ++j) {
+      __m256i lo16 = _mm256_setzero_si256(), hi16 = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) {
+        const __m256i chunk = load256(unit + 160 + 32 * (8 * j + k));
+        const __m256i lo = _mm256_and_si256(chunk, m4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4);
+        lo16 = _mm256_add_epi16(lo16, _mm256_maddubs_epi16(lo, broadcast4(q8 + 64 * j + 4 * k)));
+        hi16 = _mm256_add_epi16(hi16, _mm256_maddubs_epi16(hi, broadcast4(q8 + 64 * j + 32 + 4 * k)));
+      }
+      const __m256i sc_lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(unit + 32 + 16 * j)));
+      const __m256i sc_hi =
+          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(unit + 32 + 16 * j + 8)));
+      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(_mm256_madd_epi16(lo16, ones), sc_lo));
+      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(_mm256_madd_epi16(hi16, ones), sc_hi));
+    }
+    // The column's 8 sub-block sums, in both 128-bit lanes.
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].bsums)),
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].bsums + 8)));
+    const __m256i bs2 = _mm256_broadcastsi128_si256(bs);
+    __m256i m[4];
+    for (int p = 0; p < 4; ++p)
+      m[p] = _mm256_madd_epi16(
+          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 96 + 16 * p))), bs2);
+    const __m256i summ = _mm256_hadd_epi32(_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3]));
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit)));
+    const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 16)));
+    const __m256 v = _mm256_fmsub_ps(d, _mm256_cvtepi32_ps(sumi), _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(summ)));
+    acc = _mm256_fmadd_ps(v, _mm256_set1_ps(x[b].d), acc);
+  }
+  _mm256_storeu_ps(y, acc);
+}
+
+void tile_q4_kx8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+                 float* y, size_t ldy) {
+  const int64_t nb = k / kQKK;
+  for (int r = 0; r < nr; r += kInterleaveRows)
+    for (int c = 0; c < nc; ++c)
+      q4k_group_x_col(w + size_t(r) * w_stride, nb, reinterpret_cast<const BlockQ8K*>(a + size_t(c) * a_stride),
+                      y + size_t(c) * ldy + size_t(r));
+}
+
 // ---- K-quants x Q8_K ----
 
 // The 8 6-bit scales (bytes 0..7) and mins (bytes 8..15) of a Q4_K/Q5_K block,
@@ -489,7 +548,7 @@ const KernelTable& avx2_table() {
   static const KernelTable table{
       "avx2",         tile_f32,           tile_half<false>,   tile_half<true>, tile_q8<false>,
       tile_q8<true>,  tile_k<dot_q45k<false>>, tile_k<dot_q45k<true>>, tile_k<dot_q6k>,
-      tile_q4_0x8,    weighted_sum,
+      tile_q4_0x8,    tile_q4_kx8,        weighted_sum,
   };
   return table;
 }

@@ -74,7 +74,7 @@ void matmul(const std::vector<MatmulOut>& outs, const uint8_t* act, int64_t n_to
             const KernelTable& kernels) {
   if (outs.empty() || n_tokens <= 0) return;
   const WeightMatrix& w0 = *outs[0].w;
-  TileFn tile = w0.interleaved ? kernels.q4_0x8 : kernels.for_type(w0.type);
+  TileFn tile = kernels.for_layout(w0.type, w0.interleaved);
   const size_t a_stride = act_bytes(w0.type, w0.cols);
   // Row chunks over the concatenation of all outputs' rows; a chunk never spans
   // two outputs. Several tokens: small fixed blocks so weights are reused from

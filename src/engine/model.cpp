@@ -178,23 +178,30 @@ void Model::copy_weights_to_huge_pages() {
   all.push_back(&output_);  // a tied output gets its own copy; token lookups keep reading the file
   // One buffer for all, each matrix on a cache line: huge pages are not
   // wasted on rounding up many small matrices.
+  auto layout_stride = [](const WeightMatrix& w) -> std::pair<bool, size_t> {
+    if (!can_interleave(w.rows)) return {false, w.row_stride};
+    if (GgmlType(w.type) == GgmlType::Q4_0) return {true, w.row_stride};
+    if (GgmlType(w.type) == GgmlType::Q4_K) return {true, q4_kx8_row_bytes(w.cols)};
+    return {false, w.row_stride};
+  };
   constexpr size_t kAlign = 64;
+  auto padded = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
   size_t total = 0;
-  for (const WeightMatrix* w : all) total += (size_t(w->rows) * w->row_stride + kAlign - 1) / kAlign * kAlign;
+  for (const WeightMatrix* w : all) total += padded(size_t(w->rows) * layout_stride(*w).second);
   HugeBuffer buf(total);
   if (buf.data() == nullptr) return;  // out of memory: keep reading the file mapping
   uint8_t* at = buf.data();
   for (WeightMatrix* w : all) {
-    const size_t bytes = size_t(w->rows) * w->row_stride;
-    if (GgmlType(w->type) == GgmlType::Q4_0 && can_interleave_q4_0(w->rows)) {
-      interleave_q4_0(w->data, w->rows, w->cols, at);
-      w->interleaved = true;
-    } else {
-      std::memcpy(at, w->data, bytes);
-    }
-    if (w->data != tok_embd_->data) release_pages(w->data, bytes);
+    const auto [interleave, stride] = layout_stride(*w);
+    const size_t file_bytes = size_t(w->rows) * w->row_stride;
+    if (!interleave) std::memcpy(at, w->data, file_bytes);
+    else if (GgmlType(w->type) == GgmlType::Q4_0) interleave_q4_0(w->data, w->rows, w->cols, at);
+    else interleave_q4_k(w->data, w->rows, w->cols, at);
+    if (w->data != tok_embd_->data) release_pages(w->data, file_bytes);
     w->data = at;
-    at += (bytes + kAlign - 1) / kAlign * kAlign;
+    w->row_stride = stride;
+    w->interleaved = interleave;
+    at += padded(size_t(w->rows) * stride);
   }
   weights_ = std::move(buf);
 }

@@ -161,35 +161,41 @@ TEST(Kernels, ScalarAndSimdAgreeWithDequantisedProducts) {
   }
 }
 
-TEST(Kernels, InterleavedQ4_0AgreesWithTheGgufLayout) {
+TEST(Kernels, InterleavedWeightsAgreeWithTheGgufLayout) {
   ThreadPool pool(1);
   const KernelTable* simd = avx2_kernels();
-  const uint32_t t = uint32_t(GgmlType::Q4_0);
-  for (int64_t k : {32, 256, 2048}) {
-    const int nr = 16, nc = 7;  // two groups; 4 + 3 columns reach every column path
-    std::vector<float> wf = random_floats(size_t(nr * k), 31);
-    std::vector<float> xf = random_floats(size_t(nc * k), 32, 2.f);
-    const size_t rb = row_bytes(t, k);
-    std::vector<uint8_t> w(rb * nr), packed(rb * nr);
-    for (int r = 0; r < nr; ++r) quantize_row(t, wf.data() + r * k, w.data() + r * rb, k);
-    interleave_q4_0(w.data(), nr, k, packed.data());
-    const size_t ab = act_bytes(t, k);
-    std::vector<uint8_t> act(ab * nc);
-    prepare_activations(t, xf.data(), nc, k, act.data(), pool);
-    std::vector<float> ref(nr * nc), ys(nr * nc), yv(nr * nc);
-    scalar_kernels().q4_0(w.data(), rb, nr, act.data(), ab, nc, k, ref.data(), nr);
-    scalar_kernels().q4_0x8(packed.data(), rb, nr, act.data(), ab, nc, k, ys.data(), nr);
-    if (simd != nullptr) simd->q4_0x8(packed.data(), rb, nr, act.data(), ab, nc, k, yv.data(), nr);
-    // The second group alone, as matmul hands out row chunks.
-    std::vector<float> second(nr * nc, 0.f);
-    if (simd != nullptr) simd->q4_0x8(packed.data() + 8 * rb, rb, 8, act.data(), ab, nc, k, second.data() + 8, nr);
-    for (int i = 0; i < nr * nc; ++i) {
-      const double tol = 1e-4 * std::fabs(ref[i]) + 1e-3;
-      EXPECT_NEAR(ys[i], ref[i], tol) << "scalar k=" << k << " i=" << i;
-      if (simd == nullptr) continue;
-      EXPECT_NEAR(yv[i], ref[i], tol) << "avx2 k=" << k << " i=" << i;
-      if (i % nr >= 8) {
-        EXPECT_EQ(second[i], yv[i]) << "k=" << k << " i=" << i;
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q4_K}) {
+    const uint32_t t = uint32_t(type);
+    const bool q4k = type == GgmlType::Q4_K;
+    for (int64_t k : {256, 2048}) {
+      const int nr = 16, nc = 7;  // two groups; 4 + 3 columns reach every column path
+      std::vector<float> wf = random_floats(size_t(nr * k), 31);
+      std::vector<float> xf = random_floats(size_t(nc * k), 32, 2.f);
+      const size_t rb = row_bytes(t, k);
+      const size_t pb = q4k ? q4_kx8_row_bytes(k) : rb;  // interleaved row bytes
+      std::vector<uint8_t> w(rb * nr), packed(pb * nr);
+      for (int r = 0; r < nr; ++r) quantize_row(t, wf.data() + r * k, w.data() + r * rb, k);
+      if (q4k) interleave_q4_k(w.data(), nr, k, packed.data());
+      else interleave_q4_0(w.data(), nr, k, packed.data());
+      const size_t ab = act_bytes(t, k);
+      std::vector<uint8_t> act(ab * nc);
+      prepare_activations(t, xf.data(), nc, k, act.data(), pool);
+      std::vector<float> ref(nr * nc), ys(nr * nc), yv(nr * nc);
+      scalar_kernels().for_type(t)(w.data(), rb, nr, act.data(), ab, nc, k, ref.data(), nr);
+      scalar_kernels().for_layout(t, true)(packed.data(), pb, nr, act.data(), ab, nc, k, ys.data(), nr);
+      if (simd != nullptr) simd->for_layout(t, true)(packed.data(), pb, nr, act.data(), ab, nc, k, yv.data(), nr);
+      // The second group alone, as matmul hands out row chunks.
+      std::vector<float> second(nr * nc, 0.f);
+      if (simd != nullptr)
+        simd->for_layout(t, true)(packed.data() + 8 * pb, pb, 8, act.data(), ab, nc, k, second.data() + 8, nr);
+      for (int i = 0; i < nr * nc; ++i) {
+        const double tol = 1e-4 * std::fabs(ref[i]) + 1e-3;
+        EXPECT_NEAR(ys[i], ref[i], tol) << type_name(t) << " scalar k=" << k << " i=" << i;
+        if (simd == nullptr) continue;
+        EXPECT_NEAR(yv[i], ref[i], tol) << type_name(t) << " avx2 k=" << k << " i=" << i;
+        if (i % nr >= 8) {
+          EXPECT_EQ(second[i], yv[i]) << type_name(t) << " k=" << k << " i=" << i;
+        }
       }
     }
   }

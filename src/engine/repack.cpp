@@ -22,4 +22,27 @@ void interleave_q4_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* ds
   }
 }
 
+void interleave_q4_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+  const int64_t nb = cols / kQKK;
+  const size_t row_bytes = size_t(nb) * sizeof(BlockQ4K);
+  for (int64_t g = 0; g < rows / kInterleaveRows; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* unit = dst + size_t(g * nb + b) * kQ4_Kx8UnitBytes;
+      for (int r = 0; r < kInterleaveRows; ++r) {
+        const BlockQ4K* blk = reinterpret_cast<const BlockQ4K*>(src + size_t(g * kInterleaveRows + r) * row_bytes) + b;
+        std::memcpy(unit + 2 * r, &blk->d, 2);
+        std::memcpy(unit + 16 + 2 * r, &blk->dmin, 2);
+        for (int sub = 0; sub < 8; ++sub) {
+          uint8_t sc, m;
+          k_scale_min(sub, blk->scales, &sc, &m);
+          unit[32 + 8 * sub + r] = sc;
+          unit[96 + 16 * (r % 4) + 8 * (r / 4) + sub] = m;
+        }
+        for (int j = 0; j < 4; ++j)
+          for (int k = 0; k < 8; ++k) std::memcpy(unit + 160 + 32 * (8 * j + k) + 4 * r, blk->qs + 32 * j + 4 * k, 4);
+      }
+    }
+  }
+}
+
 }  // namespace aifn::engine

@@ -1,5 +1,5 @@
-// Q4_0 weights interleaved eight rows at a time, rearranged once when a model
-// loads (as llama.cpp's CPU "repack" does). In the GGUF layout each row's
+// Q4_0 and Q4_K weights interleaved eight rows at a time, rearranged once when
+// a model loads (as llama.cpp's CPU "repack" does). In the GGUF layout each row's
 // blocks are summed on their own, so every 32-weight block ends in a
 // horizontal sum; interleaved, one 32-byte vector holds 4 weights of each of 8
 // rows, so the integer products of 8 rows accumulate in 8 lanes with no
@@ -13,6 +13,19 @@
 //   bytes 16..143  four 32-byte chunks; chunk k byte 4r + i = qs[4k + i] of
 //                  row r's block (low nibble = weight 4k + i, high nibble =
 //                  weight 16 + 4k + i)
+//
+// Q4_K: group g, block b (256 weights per row) is one 1184-byte unit at
+// ((g * nb) + b) * 1184, nb = cols / 256; a row's share is 148 bytes per block
+// (4 more than the GGUF's 144: the 6-bit scales and mins are stored unpacked),
+// so an interleaved Q4_K matrix has rows of nb * 148 bytes:
+//   bytes 0..15     the 8 rows' f16 d, row r at 2r
+//   bytes 16..31    the 8 rows' f16 dmin
+//   bytes 32..95    sub-block scales: byte 8s + r = scale s of row r
+//   bytes 96..159   sub-block mins, two rows per 16 bytes: bytes 16p..16p+7 =
+//                   mins 0..7 of row p, 16p+8..16p+15 = of row 4 + p (p < 4)
+//   bytes 160..     32 chunks of 32 bytes; chunk 8j + k byte 4r + i =
+//                   qs[32j + 4k + i] of row r (low nibble = weight 64j + 4k + i,
+//                   high nibble = weight 64j + 32 + 4k + i)
 #pragma once
 
 #include <cstddef>
@@ -23,11 +36,20 @@ namespace aifn::engine {
 inline constexpr int kInterleaveRows = 8;
 inline constexpr size_t kQ4_0x8UnitBytes = 144;
 
-// Whether a Q4_0 matrix of this many rows can be interleaved.
-inline bool can_interleave_q4_0(int64_t rows) { return rows > 0 && rows % kInterleaveRows == 0; }
+inline constexpr size_t kQ4_Kx8UnitBytes = 1184;
+
+// Whether a matrix of this many rows can be interleaved.
+inline bool can_interleave(int64_t rows) { return rows > 0 && rows % kInterleaveRows == 0; }
+
+// Bytes of one row of an interleaved Q4_K matrix of cols columns.
+inline size_t q4_kx8_row_bytes(int64_t cols) { return size_t(cols / 256) * (kQ4_Kx8UnitBytes / kInterleaveRows); }
 
 // Rearranges rows x cols Q4_0 weights (GGUF layout, rows row_bytes apart) into
-// dst (same size). REQUIRES: can_interleave_q4_0(rows), cols % 32 == 0.
+// dst (same size). REQUIRES: can_interleave(rows), cols % 32 == 0.
 void interleave_q4_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+
+// Rearranges rows x cols Q4_K weights into dst (rows * q4_kx8_row_bytes(cols)
+// bytes). REQUIRES: can_interleave(rows), cols % 256 == 0.
+void interleave_q4_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 
 }  // namespace aifn::engine
