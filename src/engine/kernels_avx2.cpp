@@ -1,3 +1,6 @@
+
+
+
 // AVX2 + FMA + F16C kernels. This file alone is compiled with -mavx2 -mfma
 // -mf16c; kernels.cpp calls into it only after checking the CPU.
 #include <immintrin.h>
@@ -114,9 +117,10 @@ inline __m256i weight_bytes(const uint8_t* wrow, int64_t b, float* d) {
 
 constexpr int kQ4Bytes = 18, kQ8Bytes = 34;
 
-// Token generation streams every weight from DRAM once; the hardware prefetcher
-// stops at each 4 KiB page, so fetch this far ahead in software (measured: 2 KiB
-// ahead nearly doubles single-thread Q4_0 throughput over 288 bytes).
+// Token generation streams every weight from DRAM once; on 4 KiB pages (weights
+// still in the file mapping) the hardware prefetcher stops at each page, so
+// fetch this far ahead in software (measured: 2 KiB ahead nearly doubled
+// single-thread Q4_0 throughput over 288 bytes, before weights moved to huge pages).
 constexpr int kPrefetchAhead = 2048;
 inline void prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchAhead, _MM_HINT_T0); }
 
@@ -251,6 +255,9 @@ void tile_q8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t
 }
 
 // ---- interleaved Q4_0 (repack.h) x Q8_0 activations ----
+// Interleaved weights live in the model's huge-page buffer, where the hardware
+// prefetcher streams across pages by itself; software prefetching there was
+// measured to cost up to a fifth of Q4_K generation, so these kernels do none.
 
 inline __m256i broadcast4(const int8_t* p) {
   int32_t v;
@@ -279,9 +286,6 @@ void group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_s
   for (int c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* unit = group + size_t(b) * kQ4_0x8UnitBytes;
-    prefetch(unit);
-    prefetch(unit + 64);
-    prefetch(unit + 128);
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit)));
     __m256i s16[kCols];
 #pragma GCC unroll 4
@@ -337,7 +341,6 @@ void q4k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float*
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* unit = group + size_t(b) * kQ4_Kx8UnitBytes;
-    for (size_t off = 0; off < kQ4_Kx8UnitBytes; off += 64) prefetch(unit + off);
     const int8_t* q8 = x[b].qs;
     __m256i sumi = _mm256_setzero_si256();
     for (int j = 0; j < 4; ++j) {
