@@ -1,8 +1,8 @@
 #include "jobs/job_db.h"
 
-#include <chrono>
-
 #include <spdlog/spdlog.h>
+
+#include "base/units.h"
 
 namespace aifn::jobs {
 namespace net = boost::asio;
@@ -79,9 +79,7 @@ void JobDb::run() {
       std::vector<store::JobUpdate> ups;
       ups.reserve(updates.size());
       for (auto& u : updates) ups.push_back(std::move(u.u));
-      std::int64_t now =
-          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-              .count();
+      const std::int64_t now = epoch_ms_now();
       std::vector<bool> applied;
       auto r = store_.write_jobs(recs, ups, now - window_ms_, &applied);
       if (!r) spdlog::error("event=job_commit_failed inserts={} updates={} error=\"{}\"", recs.size(), ups.size(),

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "base/units.h"
 #include "jobs/job_db.h"
 #include "jobs/webhooks.h"
 
@@ -25,12 +26,10 @@ constexpr int kLeaseAheadPerSlot = 8;
 constexpr int kLeaseAheadMin = 16;
 constexpr int kLeaseBatch = 256;
 
-std::int64_t now_ms() { return epoch_ms_now(); }
-
 std::string new_job_id() {
   // Time-ordered (ms since epoch) then 64 random bits: unique, not secret.
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("job_{:011x}{:016x}", now_ms(), rng());
+  return fmt::format("job_{:011x}{:016x}", epoch_ms_now(), rng());
 }
 
 // Exponential backoff with jitter: backoff x 2^(attempt-1), then a random
@@ -158,7 +157,7 @@ net::awaitable<void> Jobs::worker() {
       std::string owner = opts_.node_id;
       std::int64_t lease_ms = opts_.lease.count();
       std::function<Expected<std::vector<store::JobRecord>>(store::Store&)> lease =
-          [name, owner, lease_ms, want](store::Store& s) { return s.lease_jobs(name, owner, now_ms(), lease_ms, want); };
+          [name, owner, lease_ms, want](store::Store& s) { return s.lease_jobs(name, owner, epoch_ms_now(), lease_ms, want); };
       auto got = co_await db_->call_async(lease);
       if (!got) {
         spdlog::error("event=job_lease_failed function={} error=\"{}\"", name, got.error().message);
@@ -206,7 +205,7 @@ net::awaitable<void> Jobs::heartbeats() {
     boost::system::error_code ec;
     co_await beat_.async_wait(net::redirect_error(net::use_awaitable, ec));
     if (stopped_) break;
-    std::int64_t until = now_ms() + opts_.lease.count();
+    std::int64_t until = epoch_ms_now() + opts_.lease.count();
     for (auto& [id, r] : running_) {
       store::JobUpdate u;
       u.kind = store::JobUpdate::Kind::heartbeat;
@@ -234,7 +233,7 @@ net::awaitable<void> Jobs::purge() {
   constexpr int kBatch = 1000;
   const Millis every = std::clamp(opts_.retention / 10, Millis(1000), Millis(3'600'000));
   while (!stopped_) {
-    const std::int64_t before = now_ms() - opts_.retention.count();
+    const std::int64_t before = epoch_ms_now() - opts_.retention.count();
     int purged = 0;
     for (;;) {
       std::function<Expected<int>(store::Store&)> sweep = [before](store::Store& s) {
@@ -259,7 +258,7 @@ net::awaitable<void> Jobs::run(Running& ref) {
   auto keep = running_.at(ref.job.id);  // the map may drop it while we run
   Running& r = *keep;
   store::JobRecord& job = r.job;
-  const std::int64_t started = now_ms();
+  const std::int64_t started = epoch_ms_now();
   if (!r.inv) job.started_ms = started;
   publish(job.id, {"status", boost::json::serialize(job_json(job)), false});
 
@@ -270,16 +269,16 @@ net::awaitable<void> Jobs::run(Running& ref) {
   auto succeed = [&](std::string result) {
     u.status = "succeeded";
     u.result = std::move(result);
-    u.finished_ms = now_ms();
+    u.finished_ms = epoch_ms_now();
   };
   auto failed = [&](const Error& e, bool retryable) {
     u.error = error_json(e);
     if (retryable && job.attempts < job.max_attempts) {
       u.status = "queued";
-      u.run_after_ms = now_ms() + retry_delay_ms(job.backoff_ms, job.attempts);
+      u.run_after_ms = epoch_ms_now() + retry_delay_ms(job.backoff_ms, job.attempts);
     } else {
       u.status = "failed";
-      u.finished_ms = now_ms();
+      u.finished_ms = epoch_ms_now();
     }
   };
 
@@ -318,7 +317,7 @@ net::awaitable<void> Jobs::run(Running& ref) {
         u.status = "queued";
         u.refund_attempt = true;
         u.error = error_json(got.error());
-        u.run_after_ms = now_ms() + 1000;
+        u.run_after_ms = epoch_ms_now() + 1000;
       } else {
         failed(got.error(), true);
       }
@@ -446,7 +445,7 @@ net::awaitable<Expected<std::pair<store::JobRecord, bool>>> Jobs::enqueue(const 
   rec.max_attempts = cfg.retry.max_attempts;
   rec.backoff_ms = cfg.retry.backoff.count();
   rec.timeout_ms = cfg.job_timeout.count();
-  rec.created_ms = now_ms();
+  rec.created_ms = epoch_ms_now();
   rec.run_after_ms = rec.created_ms;
   rec.callback_url = req.callback_url;
   rec.idempotency_key = req.idempotency_key;
@@ -477,7 +476,7 @@ net::awaitable<Expected<store::JobRecord>> Jobs::adopt(const functions::Deployed
   rec.max_attempts = cfg.retry.max_attempts;
   rec.backoff_ms = cfg.retry.backoff.count();
   rec.timeout_ms = cfg.job_timeout.count();
-  rec.created_ms = now_ms();
+  rec.created_ms = epoch_ms_now();
   rec.started_ms = rec.created_ms - inv->exec_ms();
   rec.lease_owner = opts_.node_id;
   rec.lease_expires_ms = rec.created_ms + opts_.lease.count();
@@ -511,7 +510,7 @@ net::awaitable<Expected<std::vector<store::JobRecord>>> Jobs::list(const store::
 net::awaitable<Expected<store::JobRecord>> Jobs::cancel(const std::string& id) {
   std::string key = id;
   std::function<Expected<store::JobRecord>(store::Store&)> fn = [key](store::Store& s) {
-    return s.cancel_job(key, now_ms());
+    return s.cancel_job(key, epoch_ms_now());
   };
   auto j = co_await db_->call_async(fn);
   if (!j) co_return j;
@@ -527,7 +526,7 @@ net::awaitable<Expected<store::JobRecord>> Jobs::cancel(const std::string& id) {
 net::awaitable<Expected<store::JobRecord>> Jobs::retry(const std::string& id) {
   std::string key = id;
   std::function<Expected<store::JobRecord>(store::Store&)> fn = [key](store::Store& s) {
-    return s.requeue_job(key, now_ms());
+    return s.requeue_job(key, epoch_ms_now());
   };
   auto j = co_await db_->call_async(fn);
   if (j) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "metering/metering.h"
+
 namespace aifn::metering {
 namespace {
 
@@ -33,10 +35,12 @@ boost::json::object cost_report(const std::vector<store::CapacityRow>& rows, con
   boost::json::array out;
   Costs total;
   std::int64_t calls = 0;
-  double gb_s = 0;
   for (const store::CapacityRow& r : rows) {
     Costs c;
-    c.serverless = double(r.calls) * p.per_million_requests / 1e6 + r.gb_seconds * p.per_gb_second;
+    store::UsageGroup g;  // no tokens: they cost the same either way
+    g.calls = r.calls;
+    g.gb_seconds = r.gb_seconds;
+    c.serverless = price(g, p);
     c.busy_gb_s = r.gb_seconds;
     c.capacity_gb_s = double(r.peak_concurrency) * (double(r.memory_mb) / 1024.0) * seconds;
     c.always_on = c.capacity_gb_s * p.always_on_per_gb_second();
@@ -52,9 +56,8 @@ boost::json::object cost_report(const std::vector<store::CapacityRow>& rows, con
     total.busy_gb_s += c.busy_gb_s;
     total.capacity_gb_s += c.capacity_gb_s;
     calls += r.calls;
-    gb_s += r.gb_seconds;
   }
-  boost::json::object t{{"calls", calls}, {"gb_seconds", gb_s}};
+  boost::json::object t{{"calls", calls}, {"gb_seconds", total.busy_gb_s}};
   put_comparison(t, total);
   return {{"since_ms", since_ms},
           {"until_ms", until_ms},

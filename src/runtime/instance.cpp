@@ -1,4 +1,5 @@
 #include "runtime/instance.h"
+#include "base/units.h"
 #include "runtime/error_report.h"
 
 #include <fcntl.h>
@@ -23,11 +24,6 @@ constexpr std::string_view kPrefix = "/2018-06-01/runtime/";
 constexpr std::size_t kStderrTail = 4096;
 constexpr std::size_t kMaxLine = 16 * 1024;
 
-std::int64_t epoch_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 bool has_shell_syntax(const std::string& s) {
   return s.find_first_of("|&;<>()$`\\\"'*?[]#~=%{}") != std::string::npos;
@@ -449,7 +445,7 @@ net::awaitable<void> Instance::pump_output(net::posix::stream_descriptor& d, con
 void Instance::emit_line(const char* stream, std::string text) {
   if (!ctx_.log_sink) return;
   LogLine l;
-  l.time_ms = epoch_ms();
+  l.time_ms = epoch_ms_now();
   l.function = pool_.spec().cfg.name;
   l.request_id = last_request_id_;
   l.stream = stream;

@@ -4,6 +4,8 @@
 #include <boost/asio/detached.hpp>
 #include <fmt/format.h>
 
+#include "base/units.h"
+
 namespace aifn::runtime {
 namespace net = boost::asio;
 
@@ -62,8 +64,7 @@ void Invocation::start_deadline() {
   // With on_timeout = "job" the execution may run until job_timeout, and
   // the runtime's deadline header (context.getRemainingTimeInMillis) says so.
   Millis told = handoff_at_deadline ? handoff_timeout : limit;
-  deadline_epoch_ms = std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count() +
-                      told.count();
+  deadline_epoch_ms = epoch_ms_now() + told.count();
   arm_deadline(exec_started + limit);
 }
 

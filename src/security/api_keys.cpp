@@ -3,11 +3,11 @@
 #include <sodium.h>
 
 #include <charconv>
-#include <chrono>
 #include <cstring>
 
 #include <fmt/format.h>
 
+#include "base/units.h"
 #include "config/config.h"
 
 namespace aifn::security {
@@ -129,9 +129,7 @@ Expected<std::pair<store::ApiKeyRow, std::string>> ApiKeys::create(const NewKey&
   row.rate = req.rate;
   row.tokens = req.tokens;
   row.budget = req.budget;
-  row.created_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+  row.created_ms = epoch_ms_now();
   auto key = to_key(row);
   if (!key) return tl::unexpected(key.error());
   std::string secret = random_token();

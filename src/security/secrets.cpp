@@ -1,9 +1,10 @@
 #include "security/secrets.h"
 
 #include <cctype>
-#include <chrono>
 
 #include <fmt/format.h>
+
+#include "base/units.h"
 
 namespace aifn::security {
 
@@ -21,10 +22,7 @@ Expected<void> Secrets::set(const std::string& name, std::string_view value) {
                 fmt::format("\"{}\" is not a secret name (letters, digits and _, not starting with a digit)", name));
   if (value.size() > kMaxSecretBytes)
     return fail(ErrorType::payload_too_large, "a secret may hold at most 64 KiB");
-  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
-  return store_.put_secret({name, box_.seal(value), now});
+  return store_.put_secret({name, box_.seal(value), epoch_ms_now()});
 }
 
 Expected<std::optional<std::string>> Secrets::get(const std::string& name) {
