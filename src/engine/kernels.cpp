@@ -3,6 +3,8 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -93,6 +95,47 @@ void weighted_sum_scalar(const float* weights, int n, const float* v, size_t v_s
   }
 }
 
+void prepare_q8_0_scalar(const float* x, int64_t n, uint8_t* out) {
+  const int64_t nb = n / kQK;
+  BlockQ8_0* blocks = reinterpret_cast<BlockQ8_0*>(out);
+  quantize_row_q8_0_act(x, blocks, n);
+  float* scales = reinterpret_cast<float*>(out + q8_0_scales_offset(nb));
+  float* corr = scales + nb;
+  for (int64_t b = 0; b < nb; ++b) {
+    scales[b] = fp16_to_fp32(blocks[b].d);
+    int sum = 0;
+    for (int j = 0; j < kQK; ++j) sum += blocks[b].qs[j];
+    corr[b] = 8.f * scales[b] * float(sum);
+  }
+}
+
+void prepare_q8_k_scalar(const float* x, int64_t n, uint8_t* out) {
+  quantize_row_q8_k(x, reinterpret_cast<BlockQ8K*>(out), n);
+}
+
+void swiglu_scalar(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
+}
+
+void softmax_scalar(float* s, int n, float scale) {
+  float mx = -INFINITY;
+  for (int j = 0; j < n; ++j) mx = std::max(mx, s[j] * scale);
+  double sum = 0;
+  for (int j = 0; j < n; ++j) {
+    s[j] = std::exp(s[j] * scale - mx);
+    sum += s[j];
+  }
+  const float inv = float(1.0 / sum);
+  for (int j = 0; j < n; ++j) s[j] *= inv;
+}
+
+void rms_norm_scalar(const float* x, const float* w, int n, float eps, float* out) {
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += double(x[i]) * x[i];
+  const float scale = 1.f / std::sqrt(float(sum / n) + eps);
+  for (int i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
 }  // namespace
 
 TileFn KernelTable::for_type(uint32_t t) const {
@@ -130,6 +173,11 @@ const KernelTable& scalar_kernels() {
       tile_q4_0x8_scalar,
       tile_q4_kx8_scalar,
       weighted_sum_scalar,
+      prepare_q8_0_scalar,
+      prepare_q8_k_scalar,
+      swiglu_scalar,
+      softmax_scalar,
+      rms_norm_scalar,
   };
   return table;
 }

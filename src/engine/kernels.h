@@ -28,6 +28,20 @@ inline size_t q8_0_act_bytes(int64_t nb) { return q8_0_scales_offset(nb) + size_
 // for d < dim (v_stride in floats).
 using WeightedSumFn = void (*)(const float* weights, int n, const float* v, size_t v_stride, int dim, float* out);
 
+// Writes one prepared activation column (the format above for Q8_0, a
+// BlockQ8K row for Q8_K) from n floats. Every table's output is bit for bit
+// the scalar one's: quantised activations must not depend on the CPU.
+using PrepareFn = void (*)(const float* x, int64_t n, uint8_t* out);
+
+// The elementwise steps between matmuls. One decode step calls them on a
+// single thread while the others wait, so they run as vectors too.
+// out[i] = silu(gate[i]) * up[i]  (out may be gate)
+using SwigluFn = void (*)(const float* gate, const float* up, float* out, int64_t n);
+// s[0..n) = softmax(s * scale), in place.
+using SoftmaxFn = void (*)(float* s, int n, float scale);
+// out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]
+using RmsNormFn = void (*)(const float* x, const float* w, int n, float eps, float* out);
+
 struct KernelTable {
   const char* name;  // "scalar" or "avx2"
   TileFn f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k;
@@ -36,6 +50,10 @@ struct KernelTable {
   // (for Q4_0 the same as in the GGUF), nr % 8 == 0.
   TileFn q4_0x8, q4_kx8;
   WeightedSumFn weighted_sum;
+  PrepareFn prepare_q8_0, prepare_q8_k;
+  SwigluFn swiglu;
+  SoftmaxFn softmax;
+  RmsNormFn rms_norm;
   TileFn for_type(uint32_t ggml_type) const;  // nullptr when unsupported
   TileFn for_layout(uint32_t ggml_type, bool interleaved) const;  // for_type, or q4_0x8 / q4_kx8
 };

@@ -5,6 +5,8 @@
 // -mf16c; kernels.cpp calls into it only after checking the CPU.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "engine/kernels.h"
@@ -27,6 +29,35 @@ inline int hsum_i32(__m256i v) {
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
   return _mm_cvtsi128_si32(s);
+}
+
+inline float hmax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+inline __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), v); }
+
+// Rounds half to even, as std::nearbyint in the default rounding mode.
+inline __m256i round_to_i32(__m256 v) {
+  return _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+// e^x to about 2 ulp for x in [-87, 88]; x outside is clamped there (e^-87 ~
+// 1.6e-38, e^88 ~ 1.7e38), which silu and softmax absorb. x = n ln2 + r with
+// |r| <= ln2 / 2 (ln2 in two parts so n ln2 is exact), e^r by its Taylor
+// series to r^6 (truncation < 2e-7), 2^n put straight into the exponent bits.
+inline __m256 exp_ps(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.f)), _mm256_set1_ps(88.f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.f / 720);
+  for (float c : {1.f / 120, 1.f / 24, 1.f / 6, 0.5f, 1.f, 1.f}) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
 inline float half(uint16_t h) { return _cvtsh_ss(h); }
@@ -545,6 +576,114 @@ void weighted_sum(const float* weights, int n, const float* v, size_t v_stride, 
   }
 }
 
+// ---- activations and the elementwise steps ----
+// Same arithmetic as the scalar versions (kernels.cpp), so the quantised
+// bytes are identical; max_ps(abs(v), m) keeps m when v is NaN, as std::max.
+
+void prepare_q8_0(const float* x, int64_t n, uint8_t* out) {
+  const int64_t nb = n / kQK;
+  BlockQ8_0* blocks = reinterpret_cast<BlockQ8_0*>(out);
+  float* scales = reinterpret_cast<float*>(out + q8_0_scales_offset(nb));
+  float* corr = scales + nb;
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // undoes the packs' lane interleave
+  for (int64_t b = 0; b < nb; ++b) {
+    const float* xb = x + b * kQK;
+    __m256 v[4], m = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(xb + 8 * k);
+      m = _mm256_max_ps(abs_ps(v[k]), m);
+    }
+    const float amax = hmax(m);
+    blocks[b].d = fp32_to_fp16(amax / 127.f);
+    const __m256 id = _mm256_set1_ps(amax != 0 ? 127.f / amax : 0.f);
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) q[k] = round_to_i32(_mm256_mul_ps(v[k], id));
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(blocks[b].qs), _mm256_permutevar8x32_epi32(bytes, order));
+    scales[b] = half(blocks[b].d);
+    const int sum = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+    corr[b] = 8.f * scales[b] * float(sum);
+  }
+}
+
+void prepare_q8_k(const float* x, int64_t n, uint8_t* out) {
+  BlockQ8K* y = reinterpret_cast<BlockQ8K*>(out);
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    const float* v = x + i * kQKK;
+    __m256 m = _mm256_setzero_ps();
+    for (int k = 0; k < kQKK; k += 8) m = _mm256_max_ps(abs_ps(_mm256_loadu_ps(v + k)), m);
+    const float amax = hmax(m);
+    // The sign comes from the first value of that magnitude, as in the scalar loop.
+    int at = 0;
+    while (at < kQKK && std::fabs(v[at]) != amax) ++at;
+    if (amax == 0 || at == kQKK) {  // all zero, or NaN: the scalar code decides
+      quantize_row_q8_k(v, &y[i], kQKK);
+      continue;
+    }
+    const float iscale = -127.f / v[at];
+    const __m256 is = _mm256_set1_ps(iscale);
+    const __m256i top = _mm256_set1_epi32(127);
+    for (int g = 0; g < kQKK / 16; ++g) {
+      const __m256i q0 = _mm256_min_epi32(round_to_i32(_mm256_mul_ps(_mm256_loadu_ps(v + 16 * g), is)), top);
+      const __m256i q1 = _mm256_min_epi32(round_to_i32(_mm256_mul_ps(_mm256_loadu_ps(v + 16 * g + 8), is)), top);
+      y[i].bsums[g] = int16_t(hsum_i32(_mm256_add_epi32(q0, q1)));
+      const __m256i w = _mm256_packs_epi32(q0, q1);  // q0 0-3, q1 0-3 | q0 4-7, q1 4-7
+      const __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs + 16 * g), _mm_shuffle_epi32(b, 0xD8));
+    }
+    y[i].d = 1.f / iscale;
+  }
+}
+
+void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(silu, _mm256_loadu_ps(up + i)));
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
+}
+
+void softmax(float* s, int n, float scale) {
+  const __m256 sc = _mm256_set1_ps(scale);
+  __m256 m = _mm256_set1_ps(-INFINITY);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) m = _mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(s + j), sc), m);
+  float mx = hmax(m);
+  for (; j < n; ++j) mx = std::max(mx, s[j] * scale);
+  const __m256 vmx = _mm256_set1_ps(mx);
+  __m256 sum = _mm256_setzero_ps();
+  for (j = 0; j + 8 <= n; j += 8) {
+    const __m256 e = exp_ps(_mm256_fmsub_ps(_mm256_loadu_ps(s + j), sc, vmx));
+    _mm256_storeu_ps(s + j, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  float total = hsum(sum);
+  for (; j < n; ++j) total += s[j] = std::exp(s[j] * scale - mx);
+  const __m256 inv = _mm256_set1_ps(1.f / total);
+  for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
+  for (; j < n; ++j) s[j] *= 1.f / total;
+}
+
+void rms_norm(const float* x, const float* w, int n, float eps, float* out) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int k = 0; k < 4; ++k) {
+      const __m256 v = _mm256_loadu_ps(x + i + 8 * k);
+      acc[k] = _mm256_fmadd_ps(v, v, acc[k]);
+    }
+  double sum = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  for (; i < n; ++i) sum += double(x[i]) * x[i];
+  const float scale = 1.f / std::sqrt(float(sum / n) + eps);
+  const __m256 vs = _mm256_set1_ps(scale);
+  for (i = 0; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(w + i)));
+  for (; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
 }  // namespace
 
 const KernelTable& avx2_table() {
@@ -552,6 +691,7 @@ const KernelTable& avx2_table() {
       "avx2",         tile_f32,           tile_half<false>,   tile_half<true>, tile_q8<false>,
       tile_q8<true>,  tile_k<dot_q45k<false>>, tile_k<dot_q45k<true>>, tile_k<dot_q6k>,
       tile_q4_0x8,    tile_q4_kx8,        weighted_sum,
+      prepare_q8_0,   prepare_q8_k,       swiglu,             softmax,         rms_norm,
   };
   return table;
 }

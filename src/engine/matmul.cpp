@@ -23,26 +23,13 @@ size_t act_bytes(uint32_t weight_type, int64_t cols) {
   }
 }
 
-static void prepare_one(uint32_t wt, const float* x, int64_t cols, uint8_t* out) {
+static void prepare_one(uint32_t wt, const float* x, int64_t cols, uint8_t* out, const KernelTable& kernels) {
   switch (GgmlType(wt)) {
     case GgmlType::Q8_0:
-    case GgmlType::Q4_0: {
-      const int64_t nb = cols / kQK;
-      BlockQ8_0* blocks = reinterpret_cast<BlockQ8_0*>(out);
-      quantize_row_q8_0_act(x, blocks, cols);
-      float* scales = reinterpret_cast<float*>(out + q8_0_scales_offset(nb));
-      float* corr = scales + nb;
-      for (int64_t b = 0; b < nb; ++b) {
-        scales[b] = fp16_to_fp32(blocks[b].d);
-        int sum = 0;
-        for (int j = 0; j < kQK; ++j) sum += blocks[b].qs[j];
-        corr[b] = 8.f * scales[b] * float(sum);
-      }
-      return;
-    }
+    case GgmlType::Q4_0: kernels.prepare_q8_0(x, cols, out); return;
     case GgmlType::Q4_K:
     case GgmlType::Q5_K:
-    case GgmlType::Q6_K: quantize_row_q8_k(x, reinterpret_cast<BlockQ8K*>(out), cols); return;
+    case GgmlType::Q6_K: kernels.prepare_q8_k(x, cols, out); return;
     case GgmlType::F16: {
       // llama.cpp rounds the activation to F16 before an F16 dot product.
       float* o = reinterpret_cast<float*>(out);
@@ -59,14 +46,14 @@ static void prepare_one(uint32_t wt, const float* x, int64_t cols, uint8_t* out)
 }
 
 void prepare_activations(uint32_t weight_type, const float* x, int64_t n_tokens, int64_t cols, uint8_t* out,
-                         ThreadPool& pool) {
+                         ThreadPool& pool, const KernelTable& kernels) {
   const size_t stride = act_bytes(weight_type, cols);
   if (n_tokens < 4) {
-    for (int64_t t = 0; t < n_tokens; ++t) prepare_one(weight_type, x + t * cols, cols, out + size_t(t) * stride);
+    for (int64_t t = 0; t < n_tokens; ++t) prepare_one(weight_type, x + t * cols, cols, out + size_t(t) * stride, kernels);
     return;
   }
   pool.parallel_for(n_tokens, 4, [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t) prepare_one(weight_type, x + t * cols, cols, out + size_t(t) * stride);
+    for (int64_t t = b; t < e; ++t) prepare_one(weight_type, x + t * cols, cols, out + size_t(t) * stride, kernels);
   });
 }
 

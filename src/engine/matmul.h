@@ -31,7 +31,7 @@ size_t act_bytes(uint32_t weight_type, int64_t cols);
 // Converts n_tokens rows of cols floats (x, row-major) into out (n_tokens *
 // act_bytes(...) bytes). Runs on the pool when there are many tokens.
 void prepare_activations(uint32_t weight_type, const float* x, int64_t n_tokens, int64_t cols, uint8_t* out,
-                         ThreadPool& pool);
+                         ThreadPool& pool, const KernelTable& kernels);
 
 // One output of a fused product: y[t * ldy + r] = dot(W row r, activation t).
 struct MatmulOut {

@@ -51,13 +51,6 @@ struct Loader {
   }
 };
 
-void rms_norm(const float* x, const float* w, int n, float eps, float* out) {
-  double sum = 0;
-  for (int i = 0; i < n; ++i) sum += double(x[i]) * x[i];
-  float scale = 1.f / std::sqrt(float(sum / n) + eps);
-  for (int i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
-}
-
 }  // namespace
 
 tl::expected<std::shared_ptr<const Model>, std::string> Model::load(std::shared_ptr<const GgufFile> file) {
@@ -261,7 +254,7 @@ void Session::matmul_from(const float* x, int n, const std::vector<MatmulOut>& o
     const WeightMatrix& w = *outs[i].w;
     size_t need = act_bytes(w.type, w.cols) * size_t(n);
     if (act_.size() < need) act_.resize(need);
-    prepare_activations(w.type, x, n, w.cols, act_.data(), pool_);
+    prepare_activations(w.type, x, n, w.cols, act_.data(), pool_, kernels_);
     matmul(std::vector<MatmulOut>(outs.begin() + long(i), outs.begin() + long(j)), act_.data(), n, pool_, kernels_);
     i = j;
   }
@@ -282,15 +275,7 @@ void Session::attention(int layer, int n) {
       const float* q = q_.data() + size_t(t) * c.n_embd + size_t(h) * hd;
       kernels_.f32(reinterpret_cast<const uint8_t*>(kc + size_t(kvh) * hd), size_t(kv_dim_) * 4, n_keys,
                    reinterpret_cast<const uint8_t*>(q), 0, 1, hd, s, 0);
-      float mx = -INFINITY;
-      for (int j = 0; j < n_keys; ++j) mx = std::max(mx, s[j] * scale);
-      double sum = 0;
-      for (int j = 0; j < n_keys; ++j) {
-        s[j] = std::exp(s[j] * scale - mx);
-        sum += s[j];
-      }
-      const float inv = float(1.0 / sum);
-      for (int j = 0; j < n_keys; ++j) s[j] *= inv;
+      kernels_.softmax(s, n_keys, scale);
       kernels_.weighted_sum(s, n_keys, vc + size_t(kvh) * hd, size_t(kv_dim_), hd,
                             attn_.data() + size_t(t) * c.n_embd + size_t(h) * hd);
     }
@@ -344,7 +329,7 @@ void Session::eval_batch(const int32_t* tokens, int n, bool all_logits, float* l
 
   for (int l = 0; l < c.n_layer; ++l) {
     const Model::Layer& L = m.layers_[size_t(l)];
-    for (int t = 0; t < n; ++t) rms_norm(&x_[size_t(t) * E], L.attn_norm.data(), E, c.rms_eps, &h_[size_t(t) * E]);
+    for (int t = 0; t < n; ++t) kernels_.rms_norm(&x_[size_t(t) * E], L.attn_norm.data(), E, c.rms_eps, &h_[size_t(t) * E]);
     matmul_from(h_.data(), n, {{&L.wq, q_.data(), size_t(E)}, {&L.wk, k_.data(), size_t(KV)}, {&L.wv, v_.data(), size_t(KV)}});
     const size_t layer_off = size_t(l) * size_t(n_ctx_) * size_t(KV);
     for (int t = 0; t < n; ++t) {
@@ -365,12 +350,9 @@ void Session::eval_batch(const int32_t* tokens, int n, bool all_logits, float* l
     attention(l, n);
     matmul_from(attn_.data(), n, {{&L.wo, h_.data(), size_t(E)}});
     for (size_t i = 0; i < size_t(n) * E; ++i) x_[i] += h_[i];
-    for (int t = 0; t < n; ++t) rms_norm(&x_[size_t(t) * E], L.ffn_norm.data(), E, c.rms_eps, &h_[size_t(t) * E]);
+    for (int t = 0; t < n; ++t) kernels_.rms_norm(&x_[size_t(t) * E], L.ffn_norm.data(), E, c.rms_eps, &h_[size_t(t) * E]);
     matmul_from(h_.data(), n, {{&L.gate, gate_.data(), size_t(F)}, {&L.up, up_.data(), size_t(F)}});
-    for (size_t i = 0; i < size_t(n) * F; ++i) {
-      const float g = gate_[i];
-      gate_[i] = g / (1.f + std::exp(-g)) * up_[i];
-    }
+    kernels_.swiglu(gate_.data(), up_.data(), gate_.data(), int64_t(n) * F);
     matmul_from(gate_.data(), n, {{&L.down, h_.data(), size_t(E)}});
     for (size_t i = 0; i < size_t(n) * E; ++i) x_[i] += h_[i];
   }
@@ -379,11 +361,11 @@ void Session::eval_batch(const int32_t* tokens, int n, bool all_logits, float* l
   const int first = all_logits ? 0 : n - 1;
   const int rows = n - first;
   if (hidden) {
-    for (int t = 0; t < n; ++t) rms_norm(&x_[size_t(t) * E], m.output_norm_.data(), E, c.rms_eps, &logits_out[size_t(t) * E]);
+    for (int t = 0; t < n; ++t) kernels_.rms_norm(&x_[size_t(t) * E], m.output_norm_.data(), E, c.rms_eps, &logits_out[size_t(t) * E]);
     return;
   }
   for (int t = first; t < n; ++t)
-    rms_norm(&x_[size_t(t) * E], m.output_norm_.data(), E, c.rms_eps, &h_[size_t(t - first) * E]);
+    kernels_.rms_norm(&x_[size_t(t) * E], m.output_norm_.data(), E, c.rms_eps, &h_[size_t(t - first) * E]);
   matmul_from(h_.data(), rows, {{&m.output_, logits_out, size_t(c.n_vocab)}});
 }
 

@@ -135,7 +135,7 @@ TEST(Kernels, ScalarAndSimdAgreeWithDequantisedProducts) {
       for (int r = 0; r < nr; ++r) quantize_row(t, wf.data() + r * k, w.data() + r * rb, k);
       size_t ab = act_bytes(t, k);
       std::vector<uint8_t> act(ab * nc);
-      prepare_activations(t, xf.data(), nc, k, act.data(), pool);
+      prepare_activations(t, xf.data(), nc, k, act.data(), pool, scalar_kernels());
       std::vector<float> ys(nr * nc), yv(nr * nc, 0.f);
       scalar_kernels().for_type(t)(w.data(), rb, nr, act.data(), ab, nc, k, ys.data(), nr);
       if (simd != nullptr) simd->for_type(t)(w.data(), rb, nr, act.data(), ab, nc, k, yv.data(), nr);
@@ -179,7 +179,7 @@ TEST(Kernels, InterleavedWeightsAgreeWithTheGgufLayout) {
       else interleave_q4_0(w.data(), nr, k, packed.data());
       const size_t ab = act_bytes(t, k);
       std::vector<uint8_t> act(ab * nc);
-      prepare_activations(t, xf.data(), nc, k, act.data(), pool);
+      prepare_activations(t, xf.data(), nc, k, act.data(), pool, scalar_kernels());
       std::vector<float> ref(nr * nc), ys(nr * nc), yv(nr * nc);
       scalar_kernels().for_type(t)(w.data(), rb, nr, act.data(), ab, nc, k, ref.data(), nr);
       scalar_kernels().for_layout(t, true)(packed.data(), pb, nr, act.data(), ab, nc, k, ys.data(), nr);
@@ -221,13 +221,69 @@ TEST(Kernels, WeightedSumMatchesDoubleReference) {
   }
 }
 
+TEST(Kernels, SimdActivationsAreTheScalarOnesBitForBit) {
+  const KernelTable* simd = avx2_kernels();
+  if (simd == nullptr) GTEST_SKIP() << "no AVX2 on this CPU";
+  const int64_t k = 2048;
+  std::vector<float> x = random_floats(size_t(k), 41, 3.f);
+  x[5] = 0.f;                                     // a zero
+  x[300] = 40.f, x[301] = -40.f;                  // a tie in magnitude: the first one's sign wins
+  for (int i = 512; i < 768; ++i) x[size_t(i)] = 0.f;  // an all-zero Q8_K block
+  for (int i = 800; i < 832; ++i) x[size_t(i)] = 0.f;  // an all-zero Q8_0 block
+  x[900] = 0.5f * 1.f / 127.f * 3.f;              // values that land on .5 after scaling
+  for (uint32_t t : {uint32_t(GgmlType::Q4_0), uint32_t(GgmlType::Q4_K)}) {
+    const size_t ab = act_bytes(t, k);
+    std::vector<uint8_t> ref(ab, 0xAA), got(ab, 0x55);
+    ThreadPool pool(1);
+    prepare_activations(t, x.data(), 1, k, ref.data(), pool, scalar_kernels());
+    prepare_activations(t, x.data(), 1, k, got.data(), pool, *simd);
+    if (t == uint32_t(GgmlType::Q4_0)) {  // the padding before the scales is never read
+      const size_t pad = q8_0_scales_offset(k / kQK);
+      for (size_t i = size_t(k / kQK) * 34; i < pad; ++i) got[i] = ref[i];
+    }
+    EXPECT_EQ(ref, got) << type_name(t);
+  }
+}
+
+TEST(Kernels, SimdElementwiseStepsMatchTheScalarOnes) {
+  const KernelTable* simd = avx2_kernels();
+  if (simd == nullptr) GTEST_SKIP() << "no AVX2 on this CPU";
+  const KernelTable& s = scalar_kernels();
+  for (int n : {1, 7, 8, 37, 2048}) {  // vector bodies and scalar tails
+    std::vector<float> g = random_floats(size_t(n), 51, 4.f), u = random_floats(size_t(n), 52);
+    g[0] = -100.f;  // past the clamp: silu is ~0 either way
+    if (n > 1) g[1] = 95.f;
+    std::vector<float> ys(static_cast<size_t>(n)), yv(static_cast<size_t>(n));
+    s.swiglu(g.data(), u.data(), ys.data(), n);
+    simd->swiglu(g.data(), u.data(), yv.data(), n);
+    for (int i = 0; i < n; ++i) EXPECT_NEAR(yv[size_t(i)], ys[size_t(i)], 1e-6f * std::fabs(ys[size_t(i)]) + 1e-30f);
+
+    std::vector<float> sv = random_floats(size_t(n), 53, 5.f), ss = sv;
+    sv[0] = -1e4f;  // a score whose weight underflows
+    ss[0] = -1e4f;
+    s.softmax(ss.data(), n, 0.125f);
+    simd->softmax(sv.data(), n, 0.125f);
+    double total = 0;
+    for (int i = 0; i < n; ++i) {
+      EXPECT_NEAR(sv[size_t(i)], ss[size_t(i)], 2e-6f * ss[size_t(i)] + 1e-30f) << n << " " << i;
+      total += sv[size_t(i)];
+    }
+    EXPECT_NEAR(total, 1.0, 1e-5);
+
+    std::vector<float> x = random_floats(size_t(n), 54), w = random_floats(size_t(n), 55);
+    s.rms_norm(x.data(), w.data(), n, 1e-5f, ys.data());
+    simd->rms_norm(x.data(), w.data(), n, 1e-5f, yv.data());
+    for (int i = 0; i < n; ++i) EXPECT_NEAR(yv[size_t(i)], ys[size_t(i)], 1e-5f * std::fabs(ys[size_t(i)]));
+  }
+}
+
 TEST(Kernels, MatmulSplitsRowsOverThreads) {
   ThreadPool pool(3);
   const int64_t rows = 77, k = 64, n_tok = 9;
   std::vector<float> wf = random_floats(rows * k, 3), xf = random_floats(n_tok * k, 4);
   WeightMatrix w{uint32_t(GgmlType::F32), rows, k, reinterpret_cast<const uint8_t*>(wf.data()), size_t(k) * 4};
   std::vector<uint8_t> act(act_bytes(w.type, k) * n_tok);
-  prepare_activations(w.type, xf.data(), n_tok, k, act.data(), pool);
+  prepare_activations(w.type, xf.data(), n_tok, k, act.data(), pool, scalar_kernels());
   std::vector<float> y(rows * n_tok, -1.f);
   matmul({MatmulOut{&w, y.data(), size_t(rows)}}, act.data(), n_tok, pool, best_kernels());
   for (int64_t t = 0; t < n_tok; ++t)
