@@ -51,6 +51,30 @@ void tile_q4_0x8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t
   }
 }
 
+// Interleaved Q8_0 (repack.h) x Q8_0 activations, one row at a time; sums
+// each block as dot_q8_0_scalar does.
+void tile_q8_0x8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc,
+                        int64_t k, float* y, size_t ldy) {
+  const int64_t nb = k / kQK;
+  for (int c = 0; c < nc; ++c) {
+    const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
+    for (int r = 0; r < nr; ++r) {
+      const uint8_t* group = w + size_t(r / kInterleaveRows) * kInterleaveRows * w_stride;
+      const int lane = r % kInterleaveRows;
+      float s = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* unit = group + size_t(b) * kQ8_0x8UnitBytes;
+        uint16_t d;
+        std::memcpy(&d, unit + 2 * lane, 2);
+        int sum = 0;
+        for (int j = 0; j < kQK; ++j) sum += int(int8_t(unit[16 + 32 * (j / 4) + 4 * lane + j % 4])) * x[b].qs[j];
+        s += fp16_to_fp32(d) * fp16_to_fp32(x[b].d) * float(sum);
+      }
+      y[size_t(c) * ldy + size_t(r)] = s;
+    }
+  }
+}
+
 // Interleaved Q4_K (repack.h) x Q8_K activations, one row at a time; sums
 // each block as dot_q4_k_scalar does.
 void tile_q4_kx8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc,
@@ -155,6 +179,7 @@ TileFn KernelTable::for_type(uint32_t t) const {
 TileFn KernelTable::for_layout(uint32_t t, bool interleaved) const {
   if (!interleaved) return for_type(t);
   if (GgmlType(t) == GgmlType::Q4_0) return q4_0x8;
+  if (GgmlType(t) == GgmlType::Q8_0) return q8_0x8;
   if (GgmlType(t) == GgmlType::Q4_K) return q4_kx8;
   return nullptr;
 }
@@ -171,6 +196,7 @@ const KernelTable& scalar_kernels() {
       tile_blocks<BlockQ5K, BlockQ8K, dot_q5_k_scalar>,
       tile_blocks<BlockQ6K, BlockQ8K, dot_q6_k_scalar>,
       tile_q4_0x8_scalar,
+      tile_q8_0x8_scalar,
       tile_q4_kx8_scalar,
       weighted_sum_scalar,
       prepare_q8_0_scalar,

@@ -358,6 +358,60 @@ void tile_q4_0x8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, si
   }
 }
 
+// ---- interleaved Q8_0 (repack.h) x Q8_0 activations ----
+
+// As group_x_cols for Q4_0, with signed weights: maddubs takes |w| and the
+// activation with w's sign (pairs of at most 2 * 128 * 127 fit int16, but two
+// chunks would not, so each chunk widens to int32 at once).
+template <int kCols>
+void q8_group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_stride, float* y, size_t ldy) {
+  const BlockQ8_0* ab[kCols];
+  const float* as[kCols];
+  for (int c = 0; c < kCols; ++c) {
+    ab[c] = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
+    as[c] = reinterpret_cast<const float*>(a + size_t(c) * a_stride + q8_0_scales_offset(nb));
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[kCols];
+  for (int c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* unit = group + size_t(b) * kQ8_0x8UnitBytes;
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit)));
+    __m256i s32[kCols];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+      const __m256i chunk = load256(unit + 16 + 32 * k);
+      const __m256i aw = _mm256_abs_epi8(chunk);
+      for (int c = 0; c < kCols; ++c) {
+        const __m256i p = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(aw, _mm256_sign_epi8(broadcast4(ab[c][b].qs + 4 * k), chunk)), ones);
+        s32[c] = k == 0 ? p : _mm256_add_epi32(s32[c], p);
+      }
+    }
+    for (int c = 0; c < kCols; ++c)
+      acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(as[c] + b)), _mm256_cvtepi32_ps(s32[c]), acc[c]);
+  }
+  for (int c = 0; c < kCols; ++c) _mm256_storeu_ps(y + size_t(c) * ldy, acc[c]);
+}
+
+void tile_q8_0x8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+                 float* y, size_t ldy) {
+  const int64_t nb = k / kQK;
+  for (int r = 0; r < nr; r += kInterleaveRows) {
+    const uint8_t* group = w + size_t(r) * w_stride;
+    int c = 0;
+    for (; c + 4 <= nc; c += 4) q8_group_x_cols<4>(group, nb, a + size_t(c) * a_stride, a_stride, y + c * ldy + r, ldy);
+    const uint8_t* ac = a + size_t(c) * a_stride;
+    float* yc = y + size_t(c) * ldy + size_t(r);
+    switch (nc - c) {
+      case 3: q8_group_x_cols<3>(group, nb, ac, a_stride, yc, ldy); break;
+      case 2: q8_group_x_cols<2>(group, nb, ac, a_stride, yc, ldy); break;
+      case 1: q8_group_x_cols<1>(group, nb, ac, a_stride, yc, ldy); break;
+      default: break;
+    }
+  }
+}
+
 // ---- interleaved Q4_K (repack.h) x Q8_K activations ----
 
 // One interleaved group (8 rows) x one column. Per pair of sub-blocks the 8
@@ -690,7 +744,7 @@ const KernelTable& avx2_table() {
   static const KernelTable table{
       "avx2",         tile_f32,           tile_half<false>,   tile_half<true>, tile_q8<false>,
       tile_q8<true>,  tile_k<dot_q45k<false>>, tile_k<dot_q45k<true>>, tile_k<dot_q6k>,
-      tile_q4_0x8,    tile_q4_kx8,        weighted_sum,
+      tile_q4_0x8,    tile_q8_0x8,        tile_q4_kx8,        weighted_sum,
       prepare_q8_0,   prepare_q8_k,       swiglu,             softmax,         rms_norm,
   };
   return table;

@@ -22,6 +22,22 @@ void interleave_q4_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* ds
   }
 }
 
+void interleave_q8_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+  const int64_t nb = cols / kQK;
+  const size_t row_bytes = size_t(nb) * sizeof(BlockQ8_0);
+  for (int64_t g = 0; g < rows / kInterleaveRows; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* unit = dst + size_t(g * nb + b) * kQ8_0x8UnitBytes;
+      for (int r = 0; r < kInterleaveRows; ++r) {
+        const BlockQ8_0* blk =
+            reinterpret_cast<const BlockQ8_0*>(src + size_t(g * kInterleaveRows + r) * row_bytes) + b;
+        std::memcpy(unit + 2 * r, &blk->d, 2);
+        for (int k = 0; k < 8; ++k) std::memcpy(unit + 16 + 32 * k + 4 * r, blk->qs + 4 * k, 4);
+      }
+    }
+  }
+}
+
 void interleave_q4_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
   const int64_t nb = cols / kQKK;
   const size_t row_bytes = size_t(nb) * sizeof(BlockQ4K);

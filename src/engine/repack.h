@@ -1,4 +1,4 @@
-// Q4_0 and Q4_K weights interleaved eight rows at a time, rearranged once when
+// Q4_0, Q8_0 and Q4_K weights interleaved eight rows at a time, rearranged once when
 // a model loads (as llama.cpp's CPU "repack" does). In the GGUF layout each row's
 // blocks are summed on their own, so every 32-weight block ends in a
 // horizontal sum; interleaved, one 32-byte vector holds 4 weights of each of 8
@@ -13,6 +13,10 @@
 //   bytes 16..143  four 32-byte chunks; chunk k byte 4r + i = qs[4k + i] of
 //                  row r's block (low nibble = weight 4k + i, high nibble =
 //                  weight 16 + 4k + i)
+//
+// Q8_0: the same with 272-byte units (8 x 34, so again a group's block b sits
+// where its first row's would): bytes 0..15 the 8 rows' f16 scales, then
+// eight 32-byte chunks; chunk k byte 4r + i = qs[4k + i] of row r's block.
 //
 // Q4_K: group g, block b (256 weights per row) is one 1184-byte unit at
 // ((g * nb) + b) * 1184, nb = cols / 256; a row's share is 148 bytes per block
@@ -36,6 +40,7 @@ namespace aifn::engine {
 inline constexpr int kInterleaveRows = 8;
 inline constexpr size_t kQ4_0x8UnitBytes = 144;
 
+inline constexpr size_t kQ8_0x8UnitBytes = 272;
 inline constexpr size_t kQ4_Kx8UnitBytes = 1184;
 
 // Whether a matrix of this many rows can be interleaved.
@@ -47,6 +52,9 @@ inline size_t q4_kx8_row_bytes(int64_t cols) { return size_t(cols / 256) * (kQ4_
 // Rearranges rows x cols Q4_0 weights (GGUF layout, rows row_bytes apart) into
 // dst (same size). REQUIRES: can_interleave(rows), cols % 32 == 0.
 void interleave_q4_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+
+// The same for Q8_0 weights.
+void interleave_q8_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 
 // Rearranges rows x cols Q4_K weights into dst (rows * q4_kx8_row_bytes(cols)
 // bytes). REQUIRES: can_interleave(rows), cols % 256 == 0.
