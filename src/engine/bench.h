@@ -31,6 +31,8 @@ struct BenchResult {
   std::vector<double> pp_runs, tg_runs;
 };
 
+double median(std::vector<double> v);  // 0 for none
+
 BenchResult run_bench(const std::shared_ptr<const Model>& model, ThreadPool& pool, const BenchOptions& options);
 
 // Best of `reps` triad passes (a = b + s*c over three arrays of `bytes_per_array`)
