@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "engine/quant.h"
 #include "engine/repack.h"
@@ -210,6 +211,7 @@ const KernelTable& scalar_kernels() {
 
 namespace detail {
 const KernelTable& avx2_table();  // kernels_avx2.cpp; call only on an AVX2+FMA+F16C CPU
+const KernelTable& vnni_table();  // kernels_vnni.cpp; call only where avx2_table() may be, with AVX-512 VL+VNNI
 }
 
 const KernelTable* avx2_kernels() {
@@ -226,11 +228,25 @@ const KernelTable* avx2_kernels() {
 #endif
 }
 
+const KernelTable* vnni_kernels() {
+#if defined(__x86_64__) && defined(AIFN_ENGINE_HAVE_AVX2)
+  // __builtin_cpu_supports reports AVX-512 features only when the OS saves
+  // the AVX-512 state (XCR0), which EVEX-encoded 256-bit code needs too.
+  static const bool ok = avx2_kernels() != nullptr && __builtin_cpu_supports("avx512vl") &&
+                         __builtin_cpu_supports("avx512vnni");
+  return ok ? &detail::vnni_table() : nullptr;
+#else
+  return nullptr;
+#endif
+}
+
 const KernelTable& best_kernels() {
   static const KernelTable* best = [] {
-    const char* force = std::getenv("AIFN_ENGINE_SCALAR");
-    if (force != nullptr && force[0] == '1') return &scalar_kernels();
-    const KernelTable* t = avx2_kernels();
+    const char* cap = std::getenv("AIFN_ENGINE_KERNELS");
+    const std::string_view limit = cap != nullptr ? cap : "";
+    if (limit == "scalar") return &scalar_kernels();
+    const KernelTable* t = limit == "avx2" ? nullptr : vnni_kernels();
+    if (t == nullptr) t = avx2_kernels();
     return t != nullptr ? t : &scalar_kernels();
   }();
   return *best;

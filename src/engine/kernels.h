@@ -43,7 +43,7 @@ using SoftmaxFn = void (*)(float* s, int n, float scale);
 using RmsNormFn = void (*)(const float* x, const float* w, int n, float eps, float* out);
 
 struct KernelTable {
-  const char* name;  // "scalar" or "avx2"
+  const char* name;  // "scalar", "avx2" or "avx512vnni"
   TileFn f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k;
   // Weights interleaved by interleave_q4_0() / _q8_0() / _q4_k() (repack.h):
   // w points at a group of 8 rows, w_stride is the interleaved row's bytes
@@ -61,7 +61,11 @@ struct KernelTable {
 const KernelTable& scalar_kernels();
 // The AVX2 table, or nullptr when the CPU (or the build) lacks AVX2/FMA/F16C.
 const KernelTable* avx2_kernels();
-// The best table for this CPU; AIFN_ENGINE_SCALAR=1 in the environment forces scalar.
+// The AVX2 table with the interleaved kernels done by AVX-512 VNNI
+// (kernels_vnni.cpp), or nullptr when the CPU (or the build) lacks it.
+const KernelTable* vnni_kernels();
+// The best table for this CPU. AIFN_ENGINE_KERNELS=avx2 or =scalar in the
+// environment caps the choice (to compare, or to rule a kernel out).
 const KernelTable& best_kernels();
 
 }  // namespace aifn::engine

@@ -161,9 +161,18 @@ TEST(Kernels, ScalarAndSimdAgreeWithDequantisedProducts) {
   }
 }
 
+// The SIMD tables this CPU can run (AVX2, and AVX-512 VNNI for the interleaved kernels).
+std::vector<const KernelTable*> simd_tables() {
+  std::vector<const KernelTable*> v;
+  for (const KernelTable* t : {avx2_kernels(), vnni_kernels()})
+    if (t != nullptr) v.push_back(t);
+  if (vnni_kernels() == nullptr) GTEST_LOG_(INFO) << "no AVX-512 VNNI on this CPU: its kernels are not checked";
+  return v;
+}
+
 TEST(Kernels, InterleavedWeightsAgreeWithTheGgufLayout) {
   ThreadPool pool(1);
-  const KernelTable* simd = avx2_kernels();
+  const std::vector<const KernelTable*> simd = simd_tables();
   for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K}) {
     const uint32_t t = uint32_t(type);
     const bool q4k = type == GgmlType::Q4_K;
@@ -181,21 +190,30 @@ TEST(Kernels, InterleavedWeightsAgreeWithTheGgufLayout) {
       const size_t ab = act_bytes(t, k);
       std::vector<uint8_t> act(ab * nc);
       prepare_activations(t, xf.data(), nc, k, act.data(), pool, scalar_kernels());
-      std::vector<float> ref(nr * nc), ys(nr * nc), yv(nr * nc);
+      std::vector<float> ref(nr * nc), ys(nr * nc);
       scalar_kernels().for_type(t)(w.data(), rb, nr, act.data(), ab, nc, k, ref.data(), nr);
       scalar_kernels().for_layout(t, true)(packed.data(), pb, nr, act.data(), ab, nc, k, ys.data(), nr);
-      if (simd != nullptr) simd->for_layout(t, true)(packed.data(), pb, nr, act.data(), ab, nc, k, yv.data(), nr);
-      // The second group alone, as matmul hands out row chunks.
-      std::vector<float> second(nr * nc, 0.f);
-      if (simd != nullptr)
-        simd->for_layout(t, true)(packed.data() + 8 * pb, pb, 8, act.data(), ab, nc, k, second.data() + 8, nr);
-      for (int i = 0; i < nr * nc; ++i) {
-        const double tol = 1e-4 * std::fabs(ref[i]) + 1e-3;
-        EXPECT_NEAR(ys[i], ref[i], tol) << type_name(t) << " scalar k=" << k << " i=" << i;
-        if (simd == nullptr) continue;
-        EXPECT_NEAR(yv[i], ref[i], tol) << type_name(t) << " avx2 k=" << k << " i=" << i;
-        if (i % nr >= 8) {
-          EXPECT_EQ(second[i], yv[i]) << type_name(t) << " k=" << k << " i=" << i;
+      for (int i = 0; i < nr * nc; ++i)
+        EXPECT_NEAR(ys[i], ref[i], 1e-4 * std::fabs(ref[i]) + 1e-3) << type_name(t) << " scalar k=" << k << " i=" << i;
+      for (const KernelTable* table : simd) {
+        std::vector<float> yv(nr * nc), second(nr * nc, 0.f);
+        table->for_layout(t, true)(packed.data(), pb, nr, act.data(), ab, nc, k, yv.data(), nr);
+        // The second group alone, as matmul hands out row chunks.
+        table->for_layout(t, true)(packed.data() + 8 * pb, pb, 8, act.data(), ab, nc, k, second.data() + 8, nr);
+        for (int i = 0; i < nr * nc; ++i) {
+          EXPECT_NEAR(yv[i], ref[i], 1e-4 * std::fabs(ref[i]) + 1e-3)
+              << type_name(t) << " " << table->name << " k=" << k << " i=" << i;
+          if (i % nr >= 8) {
+            EXPECT_EQ(second[i], yv[i]) << type_name(t) << " " << table->name << " k=" << k << " i=" << i;
+          }
+        }
+        // One column at a time, as decode calls them (the paths that take two groups at once).
+        for (int c = 0; c < nc; ++c) {
+          std::vector<float> one(nr);
+          table->for_layout(t, true)(packed.data(), pb, nr, act.data() + c * ab, ab, 1, k, one.data(), nr);
+          for (int r = 0; r < nr; ++r)
+            EXPECT_NEAR(one[r], ref[c * nr + r], 1e-4 * std::fabs(ref[c * nr + r]) + 1e-3)
+                << type_name(t) << " " << table->name << " one column k=" << k << " c=" << c << " r=" << r;
         }
       }
     }

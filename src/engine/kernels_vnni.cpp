@@ -1,0 +1,213 @@
+// The interleaved (repack.h) kernels again with AVX-512 VNNI on 256-bit
+// registers: vpdpbusd multiplies unsigned by signed bytes and adds each lane's
+// four products into its int32 in one instruction, where AVX2 needs maddubs,
+// an int16 add and a madd. Decode is bound by these kernels' vector ALU work
+// per weight byte once memory is fast, so fewer instructions per chunk is
+// what buys generation speed. The rest of the table is the AVX2 one. This
+// file alone is compiled with -mavx512vl -mavx512vnni (kernels.cpp checks the
+// CPU first).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "engine/kernels.h"
+#include "engine/quant.h"
+#include "engine/repack.h"
+
+namespace aifn::engine::detail {
+
+const KernelTable& avx2_table();
+
+namespace {
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+inline __m256i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+inline __m256 half8(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+
+// The column pointers of kCols prepared Q8_0 activations (kernels.h).
+template <int kCols>
+struct Q8Cols {
+  const BlockQ8_0* blocks[kCols];
+  const float* scales[kCols];
+  const float* corr[kCols];
+  Q8Cols(const uint8_t* a, size_t a_stride, int64_t nb) {
+    for (int c = 0; c < kCols; ++c) {
+      blocks[c] = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
+      scales[c] = reinterpret_cast<const float*>(a + size_t(c) * a_stride + q8_0_scales_offset(nb));
+      corr[c] = scales[c] + nb;
+    }
+  }
+};
+
+// One group of 8 Q4_0 rows x kCols columns; lane r is row r. The nibbles are
+// unsigned, so their offset of 8 comes off through the column corrections.
+// Low and high nibbles go to separate accumulators: two short dependency chains.
+template <int kCols>
+void q4_0_group(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_stride, float* y, size_t ldy) {
+  const Q8Cols<kCols> x(a, a_stride, nb);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc[kCols];
+  for (int c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* unit = group + size_t(b) * kQ4_0x8UnitBytes;
+    __m256i lo[kCols], hi[kCols];
+    for (int c = 0; c < kCols; ++c) lo[c] = hi[c] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      const __m256i chunk = load256(unit + 16 + 32 * k);
+      const __m256i l = _mm256_and_si256(chunk, m4);
+      const __m256i h = _mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4);
+      for (int c = 0; c < kCols; ++c) {
+        const int8_t* q = x.blocks[c][b].qs;
+        lo[c] = _mm256_dpbusd_epi32(lo[c], l, broadcast4(q + 4 * k));
+        hi[c] = _mm256_dpbusd_epi32(hi[c], h, broadcast4(q + 16 + 4 * k));
+      }
+    }
+    const __m256 d = half8(unit);
+    for (int c = 0; c < kCols; ++c) {
+      const __m256 sum = _mm256_cvtepi32_ps(_mm256_add_epi32(lo[c], hi[c]));
+      const __m256 t = _mm256_fmsub_ps(sum, _mm256_broadcast_ss(x.scales[c] + b), _mm256_broadcast_ss(x.corr[c] + b));
+      acc[c] = _mm256_fmadd_ps(d, t, acc[c]);
+    }
+  }
+  for (int c = 0; c < kCols; ++c) _mm256_storeu_ps(y + size_t(c) * ldy, acc[c]);
+}
+
+// One group of 8 Q8_0 rows x kCols columns: |w| times the activation carrying
+// w's sign, even and odd chunks in separate accumulators.
+template <int kCols>
+void q8_0_group(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_stride, float* y, size_t ldy) {
+  const Q8Cols<kCols> x(a, a_stride, nb);
+  __m256 acc[kCols];
+  for (int c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* unit = group + size_t(b) * kQ8_0x8UnitBytes;
+    __m256i s[2][kCols];
+    for (int c = 0; c < kCols; ++c) s[0][c] = s[1][c] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+      const __m256i chunk = load256(unit + 16 + 32 * k);
+      const __m256i aw = _mm256_abs_epi8(chunk);
+      for (int c = 0; c < kCols; ++c)
+        s[k % 2][c] = _mm256_dpbusd_epi32(s[k % 2][c], aw,
+                                          _mm256_sign_epi8(broadcast4(x.blocks[c][b].qs + 4 * k), chunk));
+    }
+    const __m256 d = half8(unit);
+    for (int c = 0; c < kCols; ++c)
+      acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(x.scales[c] + b)),
+                               _mm256_cvtepi32_ps(_mm256_add_epi32(s[0][c], s[1][c])), acc[c]);
+  }
+  for (int c = 0; c < kCols; ++c) _mm256_storeu_ps(y + size_t(c) * ldy, acc[c]);
+}
+
+template <template <int> class Group>
+void tile_x8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+             float* y, size_t ldy) {
+  const int64_t nb = k / kQK;
+  for (int r = 0; r < nr; r += kInterleaveRows) {
+    const uint8_t* group = w + size_t(r) * w_stride;
+    int c = 0;
+    for (; c + 4 <= nc; c += 4) Group<4>::run(group, nb, a + size_t(c) * a_stride, a_stride, y + c * ldy + r, ldy);
+    const uint8_t* ac = a + size_t(c) * a_stride;
+    float* yc = y + size_t(c) * ldy + size_t(r);
+    switch (nc - c) {
+      case 3: Group<3>::run(group, nb, ac, a_stride, yc, ldy); break;
+      case 2: Group<2>::run(group, nb, ac, a_stride, yc, ldy); break;
+      case 1: Group<1>::run(group, nb, ac, a_stride, yc, ldy); break;
+      default: break;
+    }
+  }
+}
+
+template <int kCols>
+struct Q4_0Group {
+  static void run(const uint8_t* g, int64_t nb, const uint8_t* a, size_t s, float* y, size_t ldy) {
+    q4_0_group<kCols>(g, nb, a, s, y, ldy);
+  }
+};
+template <int kCols>
+struct Q8_0Group {
+  static void run(const uint8_t* g, int64_t nb, const uint8_t* a, size_t s, float* y, size_t ldy) {
+    q8_0_group<kCols>(g, nb, a, s, y, ldy);
+  }
+};
+
+// Decode (one column) by VNNI; for several columns AVX2's int16 sums of
+// maddubs pairs were faster (pp64 122 against 86 tok/s with 4-column tiles).
+void tile_q4_0x8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+                 float* y, size_t ldy) {
+  if (nc > 1) return avx2_table().q4_0x8(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
+  tile_x8<Q4_0Group>(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
+}
+
+// One group of 8 Q4_K rows x one column, as q4k_group_x_col in
+// kernels_avx2.cpp but with each sub-block's products summed by vpdpbusd.
+// (Two groups sharing each activation broadcast ran 1.4x faster from L2 but
+// streamed a third slower from memory: two streams per thread.)
+void q4_k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* unit = group + size_t(b) * kQ4_Kx8UnitBytes;
+    const int8_t* q8 = x[b].qs;
+    __m256i sumi = _mm256_setzero_si256();
+    for (int j = 0; j < 4; ++j) {
+      __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) {
+        const __m256i chunk = load256(unit + 160 + 32 * (8 * j + k));
+        lo = _mm256_dpbusd_epi32(lo, _mm256_and_si256(chunk, m4), broadcast4(q8 + 64 * j + 4 * k));
+        hi = _mm256_dpbusd_epi32(hi, _mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4),
+                                 broadcast4(q8 + 64 * j + 32 + 4 * k));
+      }
+      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 32 + 16 * j));
+      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(lo, _mm256_cvtepu8_epi32(sc)));
+      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(hi, _mm256_cvtepu8_epi32(_mm_srli_si128(sc, 8))));
+    }
+    // The mins' share: two rows' 8 mins times the column's 8 sub-block sums per
+    // madd, folded so lane r is row r.
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].bsums)),
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].bsums + 8)));
+    const __m256i bs2 = _mm256_broadcastsi128_si256(bs);
+    __m256i m[4];
+    for (int p = 0; p < 4; ++p)
+      m[p] = _mm256_madd_epi16(
+          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 96 + 16 * p))), bs2);
+    const __m256i summ = _mm256_hadd_epi32(_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3]));
+    const __m256 v = _mm256_fmsub_ps(half8(unit), _mm256_cvtepi32_ps(sumi),
+                                     _mm256_mul_ps(half8(unit + 16), _mm256_cvtepi32_ps(summ)));
+    acc = _mm256_fmadd_ps(v, _mm256_set1_ps(x[b].d), acc);
+  }
+  _mm256_storeu_ps(y, acc);
+}
+
+void tile_q4_kx8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+                 float* y, size_t ldy) {
+  const int64_t nb = k / kQKK;
+  for (int r = 0; r < nr; r += kInterleaveRows)
+    for (int c = 0; c < nc; ++c)
+      q4_k_group(w + size_t(r) * w_stride, nb, reinterpret_cast<const BlockQ8K*>(a + size_t(c) * a_stride),
+                 y + size_t(c) * ldy + size_t(r));
+}
+
+}  // namespace
+
+const KernelTable& vnni_table() {
+  static const KernelTable table = [] {
+    KernelTable t = avx2_table();
+    t.name = "avx512vnni";
+    t.q4_0x8 = tile_q4_0x8;
+    t.q8_0x8 = tile_x8<Q8_0Group>;
+    t.q4_kx8 = tile_q4_kx8;
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace aifn::engine::detail
