@@ -298,19 +298,32 @@ TEST(Kernels, SimdElementwiseStepsMatchTheScalarOnes) {
 
 TEST(Kernels, MatmulSplitsRowsOverThreads) {
   ThreadPool pool(3);
-  const int64_t rows = 77, k = 64, n_tok = 9;
-  std::vector<float> wf = random_floats(rows * k, 3), xf = random_floats(n_tok * k, 4);
-  WeightMatrix w{uint32_t(GgmlType::F32), rows, k, reinterpret_cast<const uint8_t*>(wf.data()), size_t(k) * 4};
-  std::vector<uint8_t> act(act_bytes(w.type, k) * n_tok);
-  prepare_activations(w.type, xf.data(), n_tok, k, act.data(), pool, scalar_kernels());
-  std::vector<float> y(rows * n_tok, -1.f);
-  matmul({MatmulOut{&w, y.data(), size_t(rows)}}, act.data(), n_tok, pool, best_kernels());
-  for (int64_t t = 0; t < n_tok; ++t)
-    for (int64_t r = 0; r < rows; ++r) {
-      double ref = 0;
-      for (int64_t i = 0; i < k; ++i) ref += double(wf[r * k + i]) * xf[t * k + i];
-      ASSERT_NEAR(y[t * rows + r], ref, 1e-4) << t << "," << r;
+  const int64_t k = 64;
+  // Two fused outputs of odd sizes: a share or block may span both.
+  const int64_t rows[2] = {77, 45};
+  for (int64_t n_tok : {1, 9}) {  // decode shares, prompt blocks
+    std::vector<float> wf[2] = {random_floats(rows[0] * k, 3), random_floats(rows[1] * k, 5)};
+    std::vector<float> xf = random_floats(n_tok * k, 4);
+    WeightMatrix w[2];
+    std::vector<float> y[2];
+    std::vector<MatmulOut> outs;
+    for (int o = 0; o < 2; ++o) {
+      w[o] = WeightMatrix{uint32_t(GgmlType::F32), rows[o], k, reinterpret_cast<const uint8_t*>(wf[o].data()),
+                          size_t(k) * 4};
+      y[o].assign(rows[o] * n_tok, -1.f);
+      outs.push_back(MatmulOut{&w[o], y[o].data(), size_t(rows[o])});
     }
+    std::vector<uint8_t> act(act_bytes(w[0].type, k) * n_tok);
+    prepare_activations(w[0].type, xf.data(), n_tok, k, act.data(), pool, scalar_kernels());
+    matmul(outs, act.data(), n_tok, pool, best_kernels());
+    for (int o = 0; o < 2; ++o)
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = 0; r < rows[o]; ++r) {
+          double ref = 0;
+          for (int64_t i = 0; i < k; ++i) ref += double(wf[o][r * k + i]) * xf[t * k + i];
+          ASSERT_NEAR(y[o][t * rows[o] + r], ref, 1e-4) << "output " << o << " token " << t << " row " << r;
+        }
+  }
 }
 
 }  // namespace
