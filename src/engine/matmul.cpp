@@ -85,24 +85,38 @@ void matmul(const std::vector<MatmulOut>& outs, const uint8_t* act, int64_t n_to
   const WeightMatrix& w0 = *outs[0].w;
   TileFn tile = kernels.for_layout(w0.type, w0.interleaved);
   const size_t a_stride = act_bytes(w0.type, w0.cols);
-  // The outputs' rows form one row space (their concatenation), handed out in
-  // blocks. One token: one contiguous share per thread, so each thread streams
-  // a single long run per matmul; every new run is a stream the hardware
-  // prefetchers must find again, and against shares that shrink as they go
-  // (guided) this measured +10% generation when memory is fast (Q4_0 0.74 ->
-  // 0.82 of the bound). Shares are claimed like any parallel_for chunk: a late
-  // worker costs time, never a lost share. Several tokens: blocks of 32 rows,
-  // so each block's weights are reused from cache for all the columns.
+  // Blocks of 32 rows of the row space, handed out dynamically; each block's
+  // weights stay in cache while all the token columns pass.
+  constexpr int64_t kBlock = 32;
   const int64_t total = total_rows(outs);
-  const int64_t block = n_tokens == 1 ? share_rows(total, pool.size()) : 32;
-  pool.parallel_for((total + block - 1) / block, 1, [&](int64_t cb, int64_t ce, int) {
-    for (int64_t c = cb; c < ce; ++c)
-      for_each_piece(outs, c * block, (c + 1) * block, [&](const MatmulOut& o, int64_t r0, int64_t nr) {
-        const WeightMatrix& w = *o.w;
-        for (int64_t t = 0; t < n_tokens; t += kColBlock)
-          tile(w.data + size_t(r0) * w.row_stride, w.row_stride, int(nr), act + size_t(t) * a_stride, a_stride,
-               int(std::min(kColBlock, n_tokens - t)), w.cols, o.y + size_t(t) * o.ldy + size_t(r0), o.ldy);
-      });
+  pool.parallel_for((total + kBlock - 1) / kBlock, 1, [&](int64_t cb, int64_t ce, int) {
+    for_each_piece(outs, cb * kBlock, ce * kBlock, [&](const MatmulOut& o, int64_t r0, int64_t nr) {
+      const WeightMatrix& w = *o.w;
+      for (int64_t t = 0; t < n_tokens; t += kColBlock)
+        tile(w.data + size_t(r0) * w.row_stride, w.row_stride, int(nr), act + size_t(t) * a_stride, a_stride,
+             int(std::min(kColBlock, n_tokens - t)), w.cols, o.y + size_t(t) * o.ldy + size_t(r0), o.ldy);
+    });
+  });
+}
+
+void matvec(const std::vector<MatmulOut>& outs, const float* x, ThreadPool& pool, const KernelTable& kernels,
+            std::vector<std::vector<uint8_t>>& thread_act) {
+  if (outs.empty()) return;
+  const WeightMatrix& w0 = *outs[0].w;
+  TileFn tile = kernels.for_layout(w0.type, w0.interleaved);
+  const size_t bytes = act_bytes(w0.type, w0.cols);
+  const int T = pool.size();
+  if (thread_act.size() < size_t(T)) thread_act.resize(size_t(T));
+  for (std::vector<uint8_t>& a : thread_act)
+    if (a.size() < bytes) a.resize(bytes);
+  const int64_t share = share_rows(total_rows(outs), T);
+  pool.parallel_for(T, 1, [&](int64_t s, int64_t, int thread) {
+    uint8_t* act = thread_act[size_t(thread)].data();
+    prepare_one(w0.type, x, w0.cols, act, kernels);
+    for_each_piece(outs, s * share, (s + 1) * share, [&](const MatmulOut& o, int64_t r0, int64_t nr) {
+      const WeightMatrix& w = *o.w;
+      tile(w.data + size_t(r0) * w.row_stride, w.row_stride, int(nr), act, bytes, 1, w.cols, o.y + size_t(r0), o.ldy);
+    });
   });
 }
 

@@ -252,12 +252,17 @@ void Session::matmul_from(const float* x, int n, const std::vector<MatmulOut>& o
     size_t j = i + 1;
     while (j < outs.size() && outs[j].w->type == outs[i].w->type && outs[j].w->interleaved == outs[i].w->interleaved)
       ++j;
-    const WeightMatrix& w = *outs[i].w;
+    const std::vector<MatmulOut> fused(outs.begin() + long(i), outs.begin() + long(j));
+    i = j;
+    if (n == 1) {
+      matvec(fused, x, pool_, kernels_, thread_act_);
+      continue;
+    }
+    const WeightMatrix& w = *fused[0].w;
     size_t need = act_bytes(w.type, w.cols) * size_t(n);
     if (act_.size() < need) act_.resize(need);
     prepare_activations(w.type, x, n, w.cols, act_.data(), pool_, kernels_);
-    matmul(std::vector<MatmulOut>(outs.begin() + long(i), outs.begin() + long(j)), act_.data(), n, pool_, kernels_);
-    i = j;
+    matmul(fused, act_.data(), n, pool_, kernels_);
   }
 }
 

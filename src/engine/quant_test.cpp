@@ -301,7 +301,7 @@ TEST(Kernels, MatmulSplitsRowsOverThreads) {
   const int64_t k = 64;
   // Two fused outputs of odd sizes: a share or block may span both.
   const int64_t rows[2] = {77, 45};
-  for (int64_t n_tok : {1, 9}) {  // decode shares, prompt blocks
+  for (int64_t n_tok : {1, 9}) {  // matvec's shares, matmul's blocks
     std::vector<float> wf[2] = {random_floats(rows[0] * k, 3), random_floats(rows[1] * k, 5)};
     std::vector<float> xf = random_floats(n_tok * k, 4);
     WeightMatrix w[2];
@@ -314,8 +314,13 @@ TEST(Kernels, MatmulSplitsRowsOverThreads) {
       outs.push_back(MatmulOut{&w[o], y[o].data(), size_t(rows[o])});
     }
     std::vector<uint8_t> act(act_bytes(w[0].type, k) * n_tok);
-    prepare_activations(w[0].type, xf.data(), n_tok, k, act.data(), pool, scalar_kernels());
-    matmul(outs, act.data(), n_tok, pool, best_kernels());
+    std::vector<std::vector<uint8_t>> thread_act;
+    if (n_tok == 1) {
+      matvec(outs, xf.data(), pool, best_kernels(), thread_act);
+    } else {
+      prepare_activations(w[0].type, xf.data(), n_tok, k, act.data(), pool, scalar_kernels());
+      matmul(outs, act.data(), n_tok, pool, best_kernels());
+    }
     for (int o = 0; o < 2; ++o)
       for (int64_t t = 0; t < n_tok; ++t)
         for (int64_t r = 0; r < rows[o]; ++r) {
