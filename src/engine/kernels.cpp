@@ -161,6 +161,15 @@ void rms_norm_scalar(const float* x, const float* w, int n, float eps, float* ou
   for (int i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
 }
 
+void attend_scalar(const float* q, int heads, int hd, const float* k, const float* v, size_t kv_stride, int n,
+                   float scale, float* scratch, float* out) {
+  for (int h = 0; h < heads; ++h) {
+    for (int j = 0; j < n; ++j) scratch[j] = dot_f32_scalar(k + size_t(j) * kv_stride, q + size_t(h) * hd, hd);
+    softmax_scalar(scratch, n, scale);
+    weighted_sum_scalar(scratch, n, v, kv_stride, hd, out + size_t(h) * hd);
+  }
+}
+
 }  // namespace
 
 TileFn KernelTable::for_type(uint32_t t) const {
@@ -205,6 +214,7 @@ const KernelTable& scalar_kernels() {
       swiglu_scalar,
       softmax_scalar,
       rms_norm_scalar,
+      attend_scalar,
   };
   return table;
 }

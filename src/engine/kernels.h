@@ -28,6 +28,15 @@ inline size_t q8_0_act_bytes(int64_t nb) { return q8_0_scales_offset(nb) + size_
 // for d < dim (v_stride in floats).
 using WeightedSumFn = void (*)(const float* weights, int n, const float* v, size_t v_stride, int dim, float* out);
 
+// Attention of `heads` query heads that share one KV head (grouped-query
+// attention), for head h with q_h = q + h * hd and out_h = out + h * hd:
+//   p = softmax(scale * (q_h . k_j) for j < n);  out_h = sum over j of p_j v_j
+// k and v point at position 0 of that KV head, rows kv_stride floats apart;
+// scratch holds at least 8 * n floats. The SIMD version reads each key and
+// value once for up to 8 heads.
+using AttendFn = void (*)(const float* q, int heads, int hd, const float* k, const float* v, size_t kv_stride, int n,
+                          float scale, float* scratch, float* out);
+
 // Writes one prepared activation column (the format above for Q8_0, a
 // BlockQ8K row for Q8_K) from n floats. Every table's output is bit for bit
 // the scalar one's: quantised activations must not depend on the CPU.
@@ -54,6 +63,7 @@ struct KernelTable {
   SwigluFn swiglu;
   SoftmaxFn softmax;
   RmsNormFn rms_norm;
+  AttendFn attend;
   TileFn for_type(uint32_t ggml_type) const;  // nullptr when unsupported
   TileFn for_layout(uint32_t ggml_type, bool interleaved) const;  // for_type, or an x8 kernel
 };

@@ -738,6 +738,83 @@ void rms_norm(const float* x, const float* w, int n, float eps, float* out) {
   for (; i < n; ++i) out[i] = x[i] * scale * w[i];
 }
 
+// Lane g of the result is the sum of v[g]'s 8 lanes.
+inline __m256 hsum_8x8(const __m256 v[8]) {
+  const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+  // a = v0..v3 low-half sums | v0..v3 high-half sums; b the same for v4..v7.
+  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+// kHeads (<= 8) query heads against one KV head, hd % 8 == 0. Lane h of each
+// 8-float score vector belongs to head h, so the softmax runs on all heads at
+// once; scratch[8j + h] is head h's weight of position j.
+template <int kHeads>
+void attend_heads(const float* q, int hd, const float* k, const float* v, size_t kv_stride, int n, float scale,
+                  float* scratch, float* out) {
+  __m256 m = _mm256_set1_ps(-INFINITY);
+  for (int j = 0; j < n; ++j) {
+    const float* kj = k + size_t(j) * kv_stride;
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int h = 0; h < 8; ++h) acc[h] = _mm256_setzero_ps();
+    for (int d = 0; d < hd; d += 8) {
+      const __m256 kd = _mm256_loadu_ps(kj + d);
+#pragma GCC unroll 8
+      for (int h = 0; h < kHeads; ++h) acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + size_t(h) * hd + d), kd, acc[h]);
+    }
+    const __m256 s = _mm256_mul_ps(hsum_8x8(acc), _mm256_set1_ps(scale));
+    _mm256_storeu_ps(scratch + 8 * j, s);
+    m = _mm256_max_ps(s, m);
+  }
+  __m256 sum = _mm256_setzero_ps();
+  for (int j = 0; j < n; ++j) {
+    const __m256 p = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(scratch + 8 * j), m));
+    _mm256_storeu_ps(scratch + 8 * j, p);
+    sum = _mm256_add_ps(sum, p);
+  }
+  alignas(32) float inv[8];
+  _mm256_store_ps(inv, _mm256_div_ps(_mm256_set1_ps(1.f), sum));
+  for (int d = 0; d < hd; d += 8) {
+    __m256 o[kHeads];
+#pragma GCC unroll 8
+    for (int h = 0; h < kHeads; ++h) o[h] = _mm256_setzero_ps();
+    for (int j = 0; j < n; ++j) {
+      const __m256 vd = _mm256_loadu_ps(v + size_t(j) * kv_stride + d);
+#pragma GCC unroll 8
+      for (int h = 0; h < kHeads; ++h) o[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(scratch + 8 * j + h), vd, o[h]);
+    }
+    for (int h = 0; h < kHeads; ++h) _mm256_storeu_ps(out + size_t(h) * hd + d, _mm256_mul_ps(o[h], _mm256_set1_ps(inv[h])));
+  }
+}
+
+void attend(const float* q, int heads, int hd, const float* k, const float* v, size_t kv_stride, int n, float scale,
+            float* scratch, float* out) {
+  if (hd % 8 != 0) {  // no real model; one head at a time
+    for (int h = 0; h < heads; ++h) {
+      tile_f32(reinterpret_cast<const uint8_t*>(k), kv_stride * 4, n, reinterpret_cast<const uint8_t*>(q + size_t(h) * hd),
+               0, 1, hd, scratch, 0);
+      softmax(scratch, n, scale);
+      weighted_sum(scratch, n, v, kv_stride, hd, out + size_t(h) * hd);
+    }
+    return;
+  }
+  for (int h0 = 0; h0 < heads; h0 += 8) {
+    const float* qh = q + size_t(h0) * hd;
+    float* oh = out + size_t(h0) * hd;
+    switch (std::min(8, heads - h0)) {
+      case 8: attend_heads<8>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      case 7: attend_heads<7>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      case 6: attend_heads<6>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      case 5: attend_heads<5>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      case 4: attend_heads<4>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      case 3: attend_heads<3>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      case 2: attend_heads<2>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      default: attend_heads<1>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+    }
+  }
+}
+
 }  // namespace
 
 const KernelTable& avx2_table() {
@@ -746,6 +823,7 @@ const KernelTable& avx2_table() {
       tile_q8<true>,  tile_k<dot_q45k<false>>, tile_k<dot_q45k<true>>, tile_k<dot_q6k>,
       tile_q4_0x8,    tile_q8_0x8,        tile_q4_kx8,        weighted_sum,
       prepare_q8_0,   prepare_q8_k,       swiglu,             softmax,         rms_norm,
+      attend,
   };
   return table;
 }

@@ -208,7 +208,7 @@ Session::Session(std::shared_ptr<const Model> model, ThreadPool& pool, int n_ctx
   size_t kv = size_t(c.n_layer) * size_t(n_ctx_) * size_t(kv_dim_);
   k_cache_.assign(kv, 0.f);
   v_cache_.assign(kv, 0.f);
-  scores_.assign(size_t(pool_.size()), std::vector<float>(size_t(n_ctx_)));
+  scores_.assign(size_t(pool_.size()), std::vector<float>(8 * size_t(n_ctx_)));  // attend()'s scratch
 }
 
 void Session::truncate(int n) { n_past_ = std::clamp(n, 0, n_past_); }
@@ -273,17 +273,15 @@ void Session::attention(int layer, int n) {
   const size_t layer_off = size_t(layer) * size_t(n_ctx_) * size_t(kv_dim_);
   const float* kc = k_cache_.data() + layer_off;
   const float* vc = v_cache_.data() + layer_off;
-  pool_.parallel_for(int64_t(n) * c.n_head, 4, [&](int64_t b, int64_t e, int thread) {
-    float* s = scores_[size_t(thread)].data();
+  // One item per token and KV head: the query heads of a group read its keys
+  // and values together.
+  pool_.parallel_for(int64_t(n) * c.n_head_kv, 1, [&](int64_t b, int64_t e, int thread) {
     for (int64_t item = b; item < e; ++item) {
-      const int t = int(item / c.n_head), h = int(item % c.n_head), kvh = h / group;
+      const int t = int(item / c.n_head_kv), kvh = int(item % c.n_head_kv);
       const int n_keys = n_past_ + t + 1;  // causal: positions 0..pos
-      const float* q = q_.data() + size_t(t) * c.n_embd + size_t(h) * hd;
-      kernels_.f32(reinterpret_cast<const uint8_t*>(kc + size_t(kvh) * hd), size_t(kv_dim_) * 4, n_keys,
-                   reinterpret_cast<const uint8_t*>(q), 0, 1, hd, s, 0);
-      kernels_.softmax(s, n_keys, scale);
-      kernels_.weighted_sum(s, n_keys, vc + size_t(kvh) * hd, size_t(kv_dim_), hd,
-                            attn_.data() + size_t(t) * c.n_embd + size_t(h) * hd);
+      const size_t first = size_t(t) * c.n_embd + size_t(kvh) * group * hd;
+      kernels_.attend(q_.data() + first, group, hd, kc + size_t(kvh) * hd, vc + size_t(kvh) * hd, size_t(kv_dim_),
+                      n_keys, scale, scores_[size_t(thread)].data(), attn_.data() + first);
     }
   });
 }

@@ -296,6 +296,40 @@ TEST(Kernels, SimdElementwiseStepsMatchTheScalarOnes) {
   }
 }
 
+TEST(Kernels, AttentionOfAHeadGroupMatchesADoubleReference) {
+  std::vector<const KernelTable*> tables = {&scalar_kernels()};
+  if (const KernelTable* simd = avx2_kernels()) tables.push_back(simd);
+  for (int hd : {64, 12}) {           // the SIMD path, and the one for head sizes not a multiple of 8
+    for (int heads : {1, 4, 7, 8, 11}) {  // up to 8 per pass, and a pass of 3 after one of 8
+      for (int n : {1, 5, 37}) {
+        const size_t kv_stride = size_t(hd) * 3 + 4;  // other KV heads' values in between, as in the cache
+        std::vector<float> q = random_floats(size_t(heads) * hd, 61, 2.f);
+        std::vector<float> k = random_floats(size_t(n) * kv_stride, 62), v = random_floats(size_t(n) * kv_stride, 63);
+        const float scale = 1.f / std::sqrt(float(hd));
+        std::vector<double> ref(size_t(heads) * hd);
+        for (int h = 0; h < heads; ++h) {
+          std::vector<double> s(static_cast<size_t>(n));
+          double mx = -1e300, sum = 0;
+          for (int j = 0; j < n; ++j) {
+            for (int d = 0; d < hd; ++d) s[size_t(j)] += double(q[size_t(h * hd + d)]) * k[size_t(j) * kv_stride + size_t(d)];
+            mx = std::max(mx, s[size_t(j)] * scale);
+          }
+          for (int j = 0; j < n; ++j) sum += s[size_t(j)] = std::exp(s[size_t(j)] * scale - mx);
+          for (int d = 0; d < hd; ++d)
+            for (int j = 0; j < n; ++j)
+              ref[size_t(h * hd + d)] += s[size_t(j)] / sum * v[size_t(j) * kv_stride + size_t(d)];
+        }
+        for (const KernelTable* t : tables) {
+          std::vector<float> scratch(8 * size_t(n)), out(size_t(heads) * hd, -7.f);
+          t->attend(q.data(), heads, hd, k.data(), v.data(), kv_stride, n, scale, scratch.data(), out.data());
+          for (size_t i = 0; i < out.size(); ++i)
+            ASSERT_NEAR(out[i], ref[i], 1e-5) << t->name << " hd=" << hd << " heads=" << heads << " n=" << n << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(Kernels, MatmulSplitsRowsOverThreads) {
   ThreadPool pool(3);
   const int64_t k = 64;
