@@ -205,6 +205,8 @@ Session::Session(std::shared_ptr<const Model> model, ThreadPool& pool, int n_ctx
   const ModelConfig& c = model_->config();
   n_ctx_ = n_ctx > 0 ? n_ctx : std::min(c.n_ctx_train, kDefaultCtxCap);
   kv_dim_ = c.head_dim * c.n_head_kv;
+  n_heads_kv_ = c.n_head_kv;
+  head_dim_ = c.head_dim;
   size_t kv = size_t(c.n_layer) * size_t(n_ctx_) * size_t(kv_dim_);
   k_cache_.assign(kv, 0.f);
   v_cache_.assign(kv, 0.f);
@@ -270,9 +272,6 @@ void Session::attention(int layer, int n) {
   const ModelConfig& c = model_->config();
   const int hd = c.head_dim, group = c.n_head / c.n_head_kv;
   const float scale = 1.f / std::sqrt(float(hd));
-  const size_t layer_off = size_t(layer) * size_t(n_ctx_) * size_t(kv_dim_);
-  const float* kc = k_cache_.data() + layer_off;
-  const float* vc = v_cache_.data() + layer_off;
   // One item per token and KV head: the query heads of a group read its keys
   // and values together.
   pool_.parallel_for(int64_t(n) * c.n_head_kv, 1, [&](int64_t b, int64_t e, int thread) {
@@ -280,8 +279,8 @@ void Session::attention(int layer, int n) {
       const int t = int(item / c.n_head_kv), kvh = int(item % c.n_head_kv);
       const int n_keys = n_past_ + t + 1;  // causal: positions 0..pos
       const size_t first = size_t(t) * c.n_embd + size_t(kvh) * group * hd;
-      kernels_.attend(q_.data() + first, group, hd, kc + size_t(kvh) * hd, vc + size_t(kvh) * hd, size_t(kv_dim_),
-                      n_keys, scale, scores_[size_t(thread)].data(), attn_.data() + first);
+      const size_t at = kv_slot(layer, kvh, 0);
+      kernels_.attend(q_.data() + first, group, hd, k_cache_.data() + at, v_cache_.data() + at, size_t(hd), n_keys, scale, scores_[size_t(thread)].data(), attn_.data() + first);
     }
   });
 }
@@ -335,7 +334,6 @@ void Session::eval_batch(const int32_t* tokens, int n, bool all_logits, float* l
     const Model::Layer& L = m.layers_[size_t(l)];
     for (int t = 0; t < n; ++t) kernels_.rms_norm(&x_[size_t(t) * E], L.attn_norm.data(), E, c.rms_eps, &h_[size_t(t) * E]);
     matmul_from(h_.data(), n, {{&L.wq, q_.data(), size_t(E)}, {&L.wk, k_.data(), size_t(KV)}, {&L.wv, v_.data(), size_t(KV)}});
-    const size_t layer_off = size_t(l) * size_t(n_ctx_) * size_t(KV);
     for (int t = 0; t < n; ++t) {
       float* q = &q_[size_t(t) * E];
       float* k = &k_[size_t(t) * KV];
@@ -347,9 +345,11 @@ void Session::eval_batch(const int32_t* tokens, int n, bool all_logits, float* l
       }
       rope(q, c.n_head, t);
       rope(k, c.n_head_kv, t);
-      const size_t slot = layer_off + size_t(n_past_ + t) * size_t(KV);
-      std::memcpy(&k_cache_[slot], k, size_t(KV) * 4);
-      std::memcpy(&v_cache_[slot], v, size_t(KV) * 4);
+      for (int h = 0; h < c.n_head_kv; ++h) {
+        const size_t slot = kv_slot(l, h, n_past_ + t);
+        std::memcpy(&k_cache_[slot], k + size_t(h) * hd, size_t(hd) * 4);
+        std::memcpy(&v_cache_[slot], v + size_t(h) * hd, size_t(hd) * 4);
+      }
     }
     attention(l, n);
     matmul_from(attn_.data(), n, {{&L.wo, h_.data(), size_t(E)}});

@@ -108,8 +108,14 @@ class Session {
   const KernelTable& kernels_;
   int n_ctx_;
   int n_past_ = 0;
-  int kv_dim_;
-  std::vector<float> k_cache_, v_cache_;  // [layer][pos][kv_dim]
+  int kv_dim_, n_heads_kv_, head_dim_;
+  // [layer][kv head][pos][head_dim]: a KV head's keys are one contiguous run,
+  // which attention streams (with positions interleaved, [pos][kv_dim], each
+  // head read 256-byte pieces 1 KiB apart and ran at a fraction of the bandwidth).
+  std::vector<float> k_cache_, v_cache_;
+  size_t kv_slot(int layer, int kv_head, int pos) const {
+    return ((size_t(layer) * size_t(n_heads_kv_) + size_t(kv_head)) * size_t(n_ctx_) + size_t(pos)) * size_t(head_dim_);
+  }
   // Scratch, sized for the largest batch seen.
   std::vector<float> x_, h_, q_, k_, v_, attn_, gate_, up_, rope_cos_, rope_sin_;
   std::vector<uint8_t> act_;                      // a batch's prepared activations
