@@ -24,38 +24,18 @@ void tile_blocks(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, si
                                            reinterpret_cast<const ABlock*>(a + size_t(c) * a_stride), k);
 }
 
-// Interleaved Q4_0 (repack.h) x Q8_0 activations, one row at a time; sums
-// each block as dot_q4_0_scalar does.
-void tile_q4_0x8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc,
-                        int64_t k, float* y, size_t ldy) {
-  const int64_t nb = k / kQK;
-  for (int c = 0; c < nc; ++c) {
-    const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
-    for (int r = 0; r < nr; ++r) {
-      const uint8_t* group = w + size_t(r / kInterleaveRows) * kInterleaveRows * w_stride;
-      const int lane = r % kInterleaveRows;
-      float s = 0;
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* unit = group + size_t(b) * kQ4_0x8UnitBytes;
-        uint16_t d;
-        std::memcpy(&d, unit + 2 * lane, 2);
-        int sum = 0;
-        for (int j = 0; j < kQK / 2; ++j) {
-          const uint8_t q = unit[16 + 32 * (j / 4) + 4 * lane + j % 4];
-          sum += ((q & 0xF) - 8) * int(x[b].qs[j]);
-          sum += ((q >> 4) - 8) * int(x[b].qs[j + 16]);
-        }
-        s += fp16_to_fp32(d) * fp16_to_fp32(x[b].d) * float(sum);
-      }
-      y[size_t(c) * ldy + size_t(r)] = s;
-    }
-  }
+// Weight j (0..31) of row `lane`'s block in an interleaved Q4_0 / Q8_0 unit (repack.h).
+int q4_0x8_weight(const uint8_t* unit, int lane, int j) {
+  const uint8_t q = unit[16 + 32 * ((j % 16) / 4) + 4 * lane + j % 4];
+  return (j < 16 ? q & 0xF : q >> 4) - 8;
 }
+int q8_0x8_weight(const uint8_t* unit, int lane, int j) { return int8_t(unit[16 + 32 * (j / 4) + 4 * lane + j % 4]); }
 
-// Interleaved Q8_0 (repack.h) x Q8_0 activations, one row at a time; sums
-// each block as dot_q8_0_scalar does.
-void tile_q8_0x8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc,
-                        int64_t k, float* y, size_t ldy) {
+// Interleaved Q4_0 / Q8_0 weights x Q8_0 activations, one row at a time; sums
+// each block as dot_q4_0_scalar / dot_q8_0_scalar do.
+template <size_t kUnitBytes, int (*Weight)(const uint8_t*, int, int)>
+void tile_x8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+                    float* y, size_t ldy) {
   const int64_t nb = k / kQK;
   for (int c = 0; c < nc; ++c) {
     const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
@@ -64,11 +44,11 @@ void tile_q8_0x8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t
       const int lane = r % kInterleaveRows;
       float s = 0;
       for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* unit = group + size_t(b) * kQ8_0x8UnitBytes;
+        const uint8_t* unit = group + size_t(b) * kUnitBytes;
         uint16_t d;
         std::memcpy(&d, unit + 2 * lane, 2);
         int sum = 0;
-        for (int j = 0; j < kQK; ++j) sum += int(int8_t(unit[16 + 32 * (j / 4) + 4 * lane + j % 4])) * x[b].qs[j];
+        for (int j = 0; j < kQK; ++j) sum += Weight(unit, lane, j) * int(x[b].qs[j]);
         s += fp16_to_fp32(d) * fp16_to_fp32(x[b].d) * float(sum);
       }
       y[size_t(c) * ldy + size_t(r)] = s;
@@ -205,8 +185,8 @@ const KernelTable& scalar_kernels() {
       tile_blocks<BlockQ4K, BlockQ8K, dot_q4_k_scalar>,
       tile_blocks<BlockQ5K, BlockQ8K, dot_q5_k_scalar>,
       tile_blocks<BlockQ6K, BlockQ8K, dot_q6_k_scalar>,
-      tile_q4_0x8_scalar,
-      tile_q8_0x8_scalar,
+      tile_x8_scalar<kQ4_0x8UnitBytes, q4_0x8_weight>,
+      tile_x8_scalar<kQ8_0x8UnitBytes, q8_0x8_weight>,
       tile_q4_kx8_scalar,
       weighted_sum_scalar,
       prepare_q8_0_scalar,

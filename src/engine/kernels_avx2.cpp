@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "engine/kernels.h"
+#include "engine/kernels_x8.h"
 #include "engine/quant.h"
 #include "engine/repack.h"
 
@@ -61,8 +62,6 @@ inline __m256 exp_ps(__m256 x) {
 }
 
 inline float half(uint16_t h) { return _cvtsh_ss(h); }
-
-inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 // 32 nibbles of a Q4_0 block as bytes 0..15, value j in byte j.
 inline __m256i q4_nibbles(const uint8_t* qs) {
@@ -290,12 +289,6 @@ void tile_q8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t
 // prefetcher streams across pages by itself; software prefetching there was
 // measured to cost up to a fifth of Q4_K generation, so these kernels do none.
 
-inline __m256i broadcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
-
 // One interleaved group (8 rows) x kCols columns. Each 32-bit lane collects one
 // row's products with 4 broadcast activation bytes at a time, so a block ends
 // with no horizontal sum: one convert and one FMA with the 8 rows' scales.
@@ -340,23 +333,12 @@ void group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_s
   for (int c = 0; c < kCols; ++c) _mm256_storeu_ps(y + size_t(c) * ldy, acc[c]);
 }
 
-void tile_q4_0x8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
-                 float* y, size_t ldy) {
-  const int64_t nb = k / kQK;
-  for (int r = 0; r < nr; r += kInterleaveRows) {
-    const uint8_t* group = w + size_t(r) * w_stride;  // 8 rows of w_stride bytes each
-    int c = 0;
-    for (; c + 4 <= nc; c += 4) group_x_cols<4>(group, nb, a + size_t(c) * a_stride, a_stride, y + c * ldy + r, ldy);
-    const uint8_t* ac = a + size_t(c) * a_stride;
-    float* yc = y + size_t(c) * ldy + size_t(r);
-    switch (nc - c) {
-      case 3: group_x_cols<3>(group, nb, ac, a_stride, yc, ldy); break;
-      case 2: group_x_cols<2>(group, nb, ac, a_stride, yc, ldy); break;
-      case 1: group_x_cols<1>(group, nb, ac, a_stride, yc, ldy); break;
-      default: break;
-    }
+template <int kCols>
+struct Q4_0Cols {
+  static void run(const uint8_t* g, int64_t nb, const uint8_t* a, size_t s, float* y, size_t ldy) {
+    group_x_cols<kCols>(g, nb, a, s, y, ldy);
   }
-}
+};
 
 // ---- interleaved Q8_0 (repack.h) x Q8_0 activations ----
 
@@ -394,23 +376,12 @@ void q8_group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t 
   for (int c = 0; c < kCols; ++c) _mm256_storeu_ps(y + size_t(c) * ldy, acc[c]);
 }
 
-void tile_q8_0x8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
-                 float* y, size_t ldy) {
-  const int64_t nb = k / kQK;
-  for (int r = 0; r < nr; r += kInterleaveRows) {
-    const uint8_t* group = w + size_t(r) * w_stride;
-    int c = 0;
-    for (; c + 4 <= nc; c += 4) q8_group_x_cols<4>(group, nb, a + size_t(c) * a_stride, a_stride, y + c * ldy + r, ldy);
-    const uint8_t* ac = a + size_t(c) * a_stride;
-    float* yc = y + size_t(c) * ldy + size_t(r);
-    switch (nc - c) {
-      case 3: q8_group_x_cols<3>(group, nb, ac, a_stride, yc, ldy); break;
-      case 2: q8_group_x_cols<2>(group, nb, ac, a_stride, yc, ldy); break;
-      case 1: q8_group_x_cols<1>(group, nb, ac, a_stride, yc, ldy); break;
-      default: break;
-    }
+template <int kCols>
+struct Q8_0Cols {
+  static void run(const uint8_t* g, int64_t nb, const uint8_t* a, size_t s, float* y, size_t ldy) {
+    q8_group_x_cols<kCols>(g, nb, a, s, y, ldy);
   }
-}
+};
 
 // ---- interleaved Q4_K (repack.h) x Q8_K activations ----
 
@@ -444,31 +415,11 @@ void q4k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float*
       sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(_mm256_madd_epi16(lo16, ones), sc_lo));
       sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(_mm256_madd_epi16(hi16, ones), sc_hi));
     }
-    // The column's 8 sub-block sums, in both 128-bit lanes.
-    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].bsums)),
-                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].bsums + 8)));
-    const __m256i bs2 = _mm256_broadcastsi128_si256(bs);
-    __m256i m[4];
-    for (int p = 0; p < 4; ++p)
-      m[p] = _mm256_madd_epi16(
-          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 96 + 16 * p))), bs2);
-    const __m256i summ = _mm256_hadd_epi32(_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3]));
-    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit)));
-    const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 16)));
-    const __m256 v = _mm256_fmsub_ps(d, _mm256_cvtepi32_ps(sumi), _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(summ)));
-    acc = _mm256_fmadd_ps(v, _mm256_set1_ps(x[b].d), acc);
+    acc = _mm256_fmadd_ps(q4_kx8_block(unit, x[b], sumi), _mm256_set1_ps(x[b].d), acc);
   }
   _mm256_storeu_ps(y, acc);
 }
 
-void tile_q4_kx8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
-                 float* y, size_t ldy) {
-  const int64_t nb = k / kQKK;
-  for (int r = 0; r < nr; r += kInterleaveRows)
-    for (int c = 0; c < nc; ++c)
-      q4k_group_x_col(w + size_t(r) * w_stride, nb, reinterpret_cast<const BlockQ8K*>(a + size_t(c) * a_stride),
-                      y + size_t(c) * ldy + size_t(r));
-}
 
 // ---- K-quants x Q8_K ----
 
@@ -784,7 +735,8 @@ void attend_heads(const float* q, int hd, const float* k, const float* v, size_t
 #pragma GCC unroll 8
       for (int h = 0; h < kHeads; ++h) o[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(scratch + 8 * j + h), vd, o[h]);
     }
-    for (int h = 0; h < kHeads; ++h) _mm256_storeu_ps(out + size_t(h) * hd + d, _mm256_mul_ps(o[h], _mm256_set1_ps(inv[h])));
+    for (int h = 0; h < kHeads; ++h)
+      _mm256_storeu_ps(out + size_t(h) * hd + d, _mm256_mul_ps(o[h], _mm256_set1_ps(inv[h])));
   }
 }
 
@@ -792,8 +744,8 @@ void attend(const float* q, int heads, int hd, const float* k, const float* v, s
             float* scratch, float* out) {
   if (hd % 8 != 0) {  // no real model; one head at a time
     for (int h = 0; h < heads; ++h) {
-      tile_f32(reinterpret_cast<const uint8_t*>(k), kv_stride * 4, n, reinterpret_cast<const uint8_t*>(q + size_t(h) * hd),
-               0, 1, hd, scratch, 0);
+      tile_f32(reinterpret_cast<const uint8_t*>(k), kv_stride * 4, n,
+               reinterpret_cast<const uint8_t*>(q + size_t(h) * hd), 0, 1, hd, scratch, 0);
       softmax(scratch, n, scale);
       weighted_sum(scratch, n, v, kv_stride, hd, out + size_t(h) * hd);
     }
@@ -821,7 +773,7 @@ const KernelTable& avx2_table() {
   static const KernelTable table{
       "avx2",         tile_f32,           tile_half<false>,   tile_half<true>, tile_q8<false>,
       tile_q8<true>,  tile_k<dot_q45k<false>>, tile_k<dot_q45k<true>>, tile_k<dot_q6k>,
-      tile_q4_0x8,    tile_q8_0x8,        tile_q4_kx8,        weighted_sum,
+      tile_x8<Q4_0Cols>, tile_x8<Q8_0Cols>, tile_q4_kx8<q4k_group_x_col>,        weighted_sum,
       prepare_q8_0,   prepare_q8_k,       swiglu,             softmax,         rms_norm,
       attend,
   };

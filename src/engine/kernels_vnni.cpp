@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "engine/kernels.h"
+#include "engine/kernels_x8.h"
 #include "engine/quant.h"
 #include "engine/repack.h"
 
@@ -19,14 +20,6 @@ namespace aifn::engine::detail {
 const KernelTable& avx2_table();
 
 namespace {
-
-inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-
-inline __m256i broadcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
 
 inline __m256 half8(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
@@ -106,33 +99,14 @@ void q8_0_group(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_str
   for (int c = 0; c < kCols; ++c) _mm256_storeu_ps(y + size_t(c) * ldy, acc[c]);
 }
 
-template <template <int> class Group>
-void tile_x8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
-             float* y, size_t ldy) {
-  const int64_t nb = k / kQK;
-  for (int r = 0; r < nr; r += kInterleaveRows) {
-    const uint8_t* group = w + size_t(r) * w_stride;
-    int c = 0;
-    for (; c + 4 <= nc; c += 4) Group<4>::run(group, nb, a + size_t(c) * a_stride, a_stride, y + c * ldy + r, ldy);
-    const uint8_t* ac = a + size_t(c) * a_stride;
-    float* yc = y + size_t(c) * ldy + size_t(r);
-    switch (nc - c) {
-      case 3: Group<3>::run(group, nb, ac, a_stride, yc, ldy); break;
-      case 2: Group<2>::run(group, nb, ac, a_stride, yc, ldy); break;
-      case 1: Group<1>::run(group, nb, ac, a_stride, yc, ldy); break;
-      default: break;
-    }
-  }
-}
-
 template <int kCols>
-struct Q4_0Group {
+struct Q4_0Cols {
   static void run(const uint8_t* g, int64_t nb, const uint8_t* a, size_t s, float* y, size_t ldy) {
     q4_0_group<kCols>(g, nb, a, s, y, ldy);
   }
 };
 template <int kCols>
-struct Q8_0Group {
+struct Q8_0Cols {
   static void run(const uint8_t* g, int64_t nb, const uint8_t* a, size_t s, float* y, size_t ldy) {
     q8_0_group<kCols>(g, nb, a, s, y, ldy);
   }
@@ -143,7 +117,7 @@ struct Q8_0Group {
 void tile_q4_0x8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
                  float* y, size_t ldy) {
   if (nc > 1) return avx2_table().q4_0x8(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
-  tile_x8<Q4_0Group>(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
+  tile_x8<Q4_0Cols>(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
 }
 
 // One group of 8 Q4_K rows x one column, as q4k_group_x_col in
@@ -170,31 +144,11 @@ void q4_k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
       sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(lo, _mm256_cvtepu8_epi32(sc)));
       sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(hi, _mm256_cvtepu8_epi32(_mm_srli_si128(sc, 8))));
     }
-    // The mins' share: two rows' 8 mins times the column's 8 sub-block sums per
-    // madd, folded so lane r is row r.
-    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].bsums)),
-                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].bsums + 8)));
-    const __m256i bs2 = _mm256_broadcastsi128_si256(bs);
-    __m256i m[4];
-    for (int p = 0; p < 4; ++p)
-      m[p] = _mm256_madd_epi16(
-          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 96 + 16 * p))), bs2);
-    const __m256i summ = _mm256_hadd_epi32(_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3]));
-    const __m256 v = _mm256_fmsub_ps(half8(unit), _mm256_cvtepi32_ps(sumi),
-                                     _mm256_mul_ps(half8(unit + 16), _mm256_cvtepi32_ps(summ)));
-    acc = _mm256_fmadd_ps(v, _mm256_set1_ps(x[b].d), acc);
+    acc = _mm256_fmadd_ps(q4_kx8_block(unit, x[b], sumi), _mm256_set1_ps(x[b].d), acc);
   }
   _mm256_storeu_ps(y, acc);
 }
 
-void tile_q4_kx8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
-                 float* y, size_t ldy) {
-  const int64_t nb = k / kQKK;
-  for (int r = 0; r < nr; r += kInterleaveRows)
-    for (int c = 0; c < nc; ++c)
-      q4_k_group(w + size_t(r) * w_stride, nb, reinterpret_cast<const BlockQ8K*>(a + size_t(c) * a_stride),
-                 y + size_t(c) * ldy + size_t(r));
-}
 
 }  // namespace
 
@@ -203,8 +157,8 @@ const KernelTable& vnni_table() {
     KernelTable t = avx2_table();
     t.name = "avx512vnni";
     t.q4_0x8 = tile_q4_0x8;
-    t.q8_0x8 = tile_x8<Q8_0Group>;
-    t.q4_kx8 = tile_q4_kx8;
+    t.q8_0x8 = tile_x8<Q8_0Cols>;
+    t.q4_kx8 = tile_q4_kx8<q4_k_group>;
     return t;
   }();
   return table;

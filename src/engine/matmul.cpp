@@ -71,7 +71,8 @@ void prepare_activations(uint32_t weight_type, const float* x, int64_t n_tokens,
                          ThreadPool& pool, const KernelTable& kernels) {
   const size_t stride = act_bytes(weight_type, cols);
   if (n_tokens < 4) {
-    for (int64_t t = 0; t < n_tokens; ++t) prepare_one(weight_type, x + t * cols, cols, out + size_t(t) * stride, kernels);
+    for (int64_t t = 0; t < n_tokens; ++t)
+      prepare_one(weight_type, x + t * cols, cols, out + size_t(t) * stride, kernels);
     return;
   }
   pool.parallel_for(n_tokens, 4, [&](int64_t b, int64_t e, int) {

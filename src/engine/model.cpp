@@ -280,7 +280,8 @@ void Session::attention(int layer, int n) {
       const int n_keys = n_past_ + t + 1;  // causal: positions 0..pos
       const size_t first = size_t(t) * c.n_embd + size_t(kvh) * group * hd;
       const size_t at = kv_slot(layer, kvh, 0);
-      kernels_.attend(q_.data() + first, group, hd, k_cache_.data() + at, v_cache_.data() + at, size_t(hd), n_keys, scale, scores_[size_t(thread)].data(), attn_.data() + first);
+      kernels_.attend(q_.data() + first, group, hd, k_cache_.data() + at, v_cache_.data() + at, size_t(hd), n_keys,
+                      scale, scores_[size_t(thread)].data(), attn_.data() + first);
     }
   });
 }
@@ -332,7 +333,8 @@ void Session::eval_batch(const int32_t* tokens, int n, bool all_logits, float* l
 
   for (int l = 0; l < c.n_layer; ++l) {
     const Model::Layer& L = m.layers_[size_t(l)];
-    for (int t = 0; t < n; ++t) kernels_.rms_norm(&x_[size_t(t) * E], L.attn_norm.data(), E, c.rms_eps, &h_[size_t(t) * E]);
+    for (int t = 0; t < n; ++t)
+      kernels_.rms_norm(&x_[size_t(t) * E], L.attn_norm.data(), E, c.rms_eps, &h_[size_t(t) * E]);
     matmul_from(h_.data(), n, {{&L.wq, q_.data(), size_t(E)}, {&L.wk, k_.data(), size_t(KV)}, {&L.wv, v_.data(), size_t(KV)}});
     for (int t = 0; t < n; ++t) {
       float* q = &q_[size_t(t) * E];
@@ -354,7 +356,8 @@ void Session::eval_batch(const int32_t* tokens, int n, bool all_logits, float* l
     attention(l, n);
     matmul_from(attn_.data(), n, {{&L.wo, h_.data(), size_t(E)}});
     for (size_t i = 0; i < size_t(n) * E; ++i) x_[i] += h_[i];
-    for (int t = 0; t < n; ++t) kernels_.rms_norm(&x_[size_t(t) * E], L.ffn_norm.data(), E, c.rms_eps, &h_[size_t(t) * E]);
+    for (int t = 0; t < n; ++t)
+      kernels_.rms_norm(&x_[size_t(t) * E], L.ffn_norm.data(), E, c.rms_eps, &h_[size_t(t) * E]);
     matmul_from(h_.data(), n, {{&L.gate, gate_.data(), size_t(F)}, {&L.up, up_.data(), size_t(F)}});
     kernels_.swiglu(gate_.data(), up_.data(), gate_.data(), int64_t(n) * F);
     matmul_from(gate_.data(), n, {{&L.down, h_.data(), size_t(E)}});
@@ -365,7 +368,8 @@ void Session::eval_batch(const int32_t* tokens, int n, bool all_logits, float* l
   const int first = all_logits ? 0 : n - 1;
   const int rows = n - first;
   if (hidden) {
-    for (int t = 0; t < n; ++t) kernels_.rms_norm(&x_[size_t(t) * E], m.output_norm_.data(), E, c.rms_eps, &logits_out[size_t(t) * E]);
+    for (int t = 0; t < n; ++t)
+      kernels_.rms_norm(&x_[size_t(t) * E], m.output_norm_.data(), E, c.rms_eps, &logits_out[size_t(t) * E]);
     return;
   }
   for (int t = first; t < n; ++t)

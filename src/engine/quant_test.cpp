@@ -311,7 +311,8 @@ TEST(Kernels, AttentionOfAHeadGroupMatchesADoubleReference) {
           std::vector<double> s(static_cast<size_t>(n));
           double mx = -1e300, sum = 0;
           for (int j = 0; j < n; ++j) {
-            for (int d = 0; d < hd; ++d) s[size_t(j)] += double(q[size_t(h * hd + d)]) * k[size_t(j) * kv_stride + size_t(d)];
+            for (int d = 0; d < hd; ++d)
+              s[size_t(j)] += double(q[size_t(h * hd + d)]) * k[size_t(j) * kv_stride + size_t(d)];
             mx = std::max(mx, s[size_t(j)] * scale);
           }
           for (int j = 0; j < n; ++j) sum += s[size_t(j)] = std::exp(s[size_t(j)] * scale - mx);
@@ -323,7 +324,8 @@ TEST(Kernels, AttentionOfAHeadGroupMatchesADoubleReference) {
           std::vector<float> scratch(8 * size_t(n)), out(size_t(heads) * hd, -7.f);
           t->attend(q.data(), heads, hd, k.data(), v.data(), kv_stride, n, scale, scratch.data(), out.data());
           for (size_t i = 0; i < out.size(); ++i)
-            ASSERT_NEAR(out[i], ref[i], 1e-5) << t->name << " hd=" << hd << " heads=" << heads << " n=" << n << " i=" << i;
+            ASSERT_NEAR(out[i], ref[i], 1e-5)
+                << t->name << " hd=" << hd << " heads=" << heads << " n=" << n << " i=" << i;
         }
       }
     }

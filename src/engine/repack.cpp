@@ -6,36 +6,39 @@
 
 namespace aifn::engine {
 
-void interleave_q4_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+namespace {
+
+// Q4_0 and Q8_0: a unit is the 8 rows' f16 scales, then the blocks' quant
+// bytes 4 at a time, row after row (sizeof qs / 4 chunks of 32 bytes).
+template <typename Block>
+void interleave_32_blocks(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+  constexpr size_t kChunks = sizeof(Block::qs) / 4;
+  constexpr size_t kUnit = 16 + 32 * kChunks;
   const int64_t nb = cols / kQK;
-  const size_t row_bytes = size_t(nb) * sizeof(BlockQ4_0);
+  const size_t row_bytes = size_t(nb) * sizeof(Block);
   for (int64_t g = 0; g < rows / kInterleaveRows; ++g) {
     for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* unit = dst + size_t(g * nb + b) * kQ4_0x8UnitBytes;
+      uint8_t* unit = dst + size_t(g * nb + b) * kUnit;
       for (int r = 0; r < kInterleaveRows; ++r) {
-        const BlockQ4_0* blk =
-            reinterpret_cast<const BlockQ4_0*>(src + size_t(g * kInterleaveRows + r) * row_bytes) + b;
+        const Block* blk = reinterpret_cast<const Block*>(src + size_t(g * kInterleaveRows + r) * row_bytes) + b;
         std::memcpy(unit + 2 * r, &blk->d, 2);
-        for (int k = 0; k < 4; ++k) std::memcpy(unit + 16 + 32 * k + 4 * r, blk->qs + 4 * k, 4);
+        for (size_t k = 0; k < kChunks; ++k) std::memcpy(unit + 16 + 32 * k + 4 * r, blk->qs + 4 * k, 4);
       }
     }
   }
 }
 
+static_assert(16 + 32 * sizeof(BlockQ4_0::qs) / 4 == kQ4_0x8UnitBytes);
+static_assert(16 + 32 * sizeof(BlockQ8_0::qs) / 4 == kQ8_0x8UnitBytes);
+
+}  // namespace
+
+void interleave_q4_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+  interleave_32_blocks<BlockQ4_0>(src, rows, cols, dst);
+}
+
 void interleave_q8_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
-  const int64_t nb = cols / kQK;
-  const size_t row_bytes = size_t(nb) * sizeof(BlockQ8_0);
-  for (int64_t g = 0; g < rows / kInterleaveRows; ++g) {
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* unit = dst + size_t(g * nb + b) * kQ8_0x8UnitBytes;
-      for (int r = 0; r < kInterleaveRows; ++r) {
-        const BlockQ8_0* blk =
-            reinterpret_cast<const BlockQ8_0*>(src + size_t(g * kInterleaveRows + r) * row_bytes) + b;
-        std::memcpy(unit + 2 * r, &blk->d, 2);
-        for (int k = 0; k < 8; ++k) std::memcpy(unit + 16 + 32 * k + 4 * r, blk->qs + 4 * k, 4);
-      }
-    }
-  }
+  interleave_32_blocks<BlockQ8_0>(src, rows, cols, dst);
 }
 
 void interleave_q4_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
