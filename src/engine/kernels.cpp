@@ -91,6 +91,43 @@ void tile_q4_kx8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t
   }
 }
 
+// Interleaved Q6_K (repack.h) x Q8_K activations, one row at a time; sums each
+// block as dot_q6_k_scalar does.
+void tile_q6_kx8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc,
+                        int64_t k, float* y, size_t ldy) {
+  const int64_t nb = k / kQKK;
+  for (int c = 0; c < nc; ++c) {
+    const BlockQ8K* x = reinterpret_cast<const BlockQ8K*>(a + size_t(c) * a_stride);
+    for (int r = 0; r < nr; ++r) {
+      const uint8_t* group = w + size_t(r / kInterleaveRows) * kInterleaveRows * w_stride;
+      const int lane = r % kInterleaveRows;
+      float s = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* unit = group + size_t(b) * kQ6_Kx8UnitBytes;
+        uint16_t d;
+        std::memcpy(&d, unit + 2 * lane, 2);
+        int sumi = 0;
+        for (int n = 0; n < 2; ++n)
+          for (int quarter = 0; quarter < 4; ++quarter) {
+            int sub_sums[2] = {0, 0};
+            for (int l = 0; l < 32; ++l) {
+              const uint8_t* chunks = unit + 144 + 96 * (8 * n + l / 4) + 4 * lane + l % 4;
+              const int low = quarter & 1 ? chunks[32] : chunks[0];
+              const int q = ((quarter >= 2 ? low >> 4 : low & 0xF) | (((chunks[64] >> (2 * quarter)) & 3) << 4)) - 32;
+              sub_sums[l / 16] += q * x[b].qs[128 * n + 32 * quarter + l];
+            }
+            for (int j = 0; j < 2; ++j) {
+              const int sub = 8 * n + 2 * quarter + j;
+              sumi += int(int8_t(unit[16 + 16 * (sub / 2) + 2 * lane + j])) * sub_sums[j];
+            }
+          }
+        s += x[b].d * fp16_to_fp32(d) * float(sumi);
+      }
+      y[size_t(c) * ldy + size_t(r)] = s;
+    }
+  }
+}
+
 void weighted_sum_scalar(const float* weights, int n, const float* v, size_t v_stride, int dim, float* out) {
   for (int d = 0; d < dim; ++d) out[d] = 0.f;
   for (int j = 0; j < n; ++j) {
@@ -171,6 +208,7 @@ TileFn KernelTable::for_layout(uint32_t t, bool interleaved) const {
   if (GgmlType(t) == GgmlType::Q4_0) return q4_0x8;
   if (GgmlType(t) == GgmlType::Q8_0) return q8_0x8;
   if (GgmlType(t) == GgmlType::Q4_K) return q4_kx8;
+  if (GgmlType(t) == GgmlType::Q6_K) return q6_kx8;
   return nullptr;
 }
 
@@ -188,6 +226,7 @@ const KernelTable& scalar_kernels() {
       tile_x8_scalar<kQ4_0x8UnitBytes, q4_0x8_weight>,
       tile_x8_scalar<kQ8_0x8UnitBytes, q8_0x8_weight>,
       tile_q4_kx8_scalar,
+      tile_q6_kx8_scalar,
       weighted_sum_scalar,
       prepare_q8_0_scalar,
       prepare_q8_k_scalar,

@@ -773,7 +773,8 @@ const KernelTable& avx2_table() {
   static const KernelTable table{
       "avx2",         tile_f32,           tile_half<false>,   tile_half<true>, tile_q8<false>,
       tile_q8<true>,  tile_k<dot_q45k<false>>, tile_k<dot_q45k<true>>, tile_k<dot_q6k>,
-      tile_x8<Q4_0Cols>, tile_x8<Q8_0Cols>, tile_q4_kx8<q4k_group_x_col>,        weighted_sum,
+      tile_x8<Q4_0Cols>, tile_x8<Q8_0Cols>, tile_kx8<q4k_group_x_col>, tile_kx8<q6k_group_x_col>,
+      weighted_sum,
       prepare_q8_0,   prepare_q8_k,       swiglu,             softmax,         rms_norm,
       attend,
   };

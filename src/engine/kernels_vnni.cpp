@@ -158,7 +158,8 @@ const KernelTable& vnni_table() {
     t.name = "avx512vnni";
     t.q4_0x8 = tile_q4_0x8;
     t.q8_0x8 = tile_x8<Q8_0Cols>;
-    t.q4_kx8 = tile_q4_kx8<q4_k_group>;
+    t.q4_kx8 = tile_kx8<q4_k_group>;
+    t.q6_kx8 = tile_kx8<q6k_group_x_col>;
     return t;
   }();
   return table;

@@ -22,7 +22,7 @@ struct WeightMatrix {
   int64_t cols = 0;
   const uint8_t* data = nullptr;
   size_t row_stride = 0;  // bytes
-  bool interleaved = false;  // Q4_0 / Q8_0 / Q4_K rearranged as repack.h says (row_stride is then its row's bytes)
+  bool interleaved = false;  // Q4_0 / Q8_0 / Q4_K / Q6_K rearranged as repack.h says (row_stride is then its row's bytes)
 };
 
 // Bytes of one prepared activation column for weights of this type.

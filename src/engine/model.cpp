@@ -173,7 +173,8 @@ void Model::copy_weights_to_huge_pages() {
   // wasted on rounding up many small matrices.
   auto layout_stride = [](const WeightMatrix& w) -> std::pair<bool, size_t> {
     if (!can_interleave(w.rows)) return {false, w.row_stride};
-    if (GgmlType(w.type) == GgmlType::Q4_0 || GgmlType(w.type) == GgmlType::Q8_0) return {true, w.row_stride};
+    if (GgmlType(w.type) == GgmlType::Q4_0 || GgmlType(w.type) == GgmlType::Q8_0 || GgmlType(w.type) == GgmlType::Q6_K)
+      return {true, w.row_stride};
     if (GgmlType(w.type) == GgmlType::Q4_K) return {true, q4_kx8_row_bytes(w.cols)};
     return {false, w.row_stride};
   };
@@ -190,6 +191,7 @@ void Model::copy_weights_to_huge_pages() {
     if (!interleave) std::memcpy(at, w->data, file_bytes);
     else if (GgmlType(w->type) == GgmlType::Q4_0) interleave_q4_0(w->data, w->rows, w->cols, at);
     else if (GgmlType(w->type) == GgmlType::Q8_0) interleave_q8_0(w->data, w->rows, w->cols, at);
+    else if (GgmlType(w->type) == GgmlType::Q6_K) interleave_q6_k(w->data, w->rows, w->cols, at);
     else interleave_q4_k(w->data, w->rows, w->cols, at);
     if (w->data != tok_embd_->data) release_pages(w->data, file_bytes);
     w->data = at;

@@ -60,7 +60,7 @@ class Model {
   };
   Model() = default;
   // Moves every weight matrix out of the file mapping into memory the model
-  // owns, backed by huge pages (HugeBuffer), Q4_0, Q8_0 and Q4_K ones with a
+  // owns, backed by huge pages (HugeBuffer), Q4_0, Q8_0, Q4_K and Q6_K ones with a
   // multiple of 8 rows rearranged as repack.h says. Token generation streams all weights
   // per token: measured, this is what lets it approach the memory bandwidth.
   // The file's pages are released from this process (they stay in the page

@@ -173,7 +173,7 @@ std::vector<const KernelTable*> simd_tables() {
 TEST(Kernels, InterleavedWeightsAgreeWithTheGgufLayout) {
   ThreadPool pool(1);
   const std::vector<const KernelTable*> simd = simd_tables();
-  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K}) {
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
     const uint32_t t = uint32_t(type);
     const bool q4k = type == GgmlType::Q4_K;
     for (int64_t k : {256, 2048}) {
@@ -186,6 +186,7 @@ TEST(Kernels, InterleavedWeightsAgreeWithTheGgufLayout) {
       for (int r = 0; r < nr; ++r) quantize_row(t, wf.data() + r * k, w.data() + r * rb, k);
       if (q4k) interleave_q4_k(w.data(), nr, k, packed.data());
       else if (type == GgmlType::Q8_0) interleave_q8_0(w.data(), nr, k, packed.data());
+      else if (type == GgmlType::Q6_K) interleave_q6_k(w.data(), nr, k, packed.data());
       else interleave_q4_0(w.data(), nr, k, packed.data());
       const size_t ab = act_bytes(t, k);
       std::vector<uint8_t> act(ab * nc);

@@ -64,4 +64,28 @@ void interleave_q4_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* ds
   }
 }
 
+void interleave_q6_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+  const int64_t nb = cols / kQKK;
+  const size_t row_bytes = size_t(nb) * sizeof(BlockQ6K);
+  for (int64_t g = 0; g < rows / kInterleaveRows; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* unit = dst + size_t(g * nb + b) * kQ6_Kx8UnitBytes;
+      for (int r = 0; r < kInterleaveRows; ++r) {
+        const BlockQ6K* blk = reinterpret_cast<const BlockQ6K*>(src + size_t(g * kInterleaveRows + r) * row_bytes) + b;
+        std::memcpy(unit + 2 * r, &blk->d, 2);
+        for (int s = 0; s < 16; ++s) unit[16 + 16 * (s / 2) + 2 * r + s % 2] = uint8_t(blk->scales[s]);
+        for (int n = 0; n < 2; ++n)
+          for (int k = 0; k < 8; ++k) {
+            uint8_t* chunks = unit + 144 + 96 * (8 * n + k) + 4 * r;
+            std::memcpy(chunks, blk->ql + 64 * n + 4 * k, 4);
+            std::memcpy(chunks + 32, blk->ql + 64 * n + 32 + 4 * k, 4);
+            std::memcpy(chunks + 64, blk->qh + 32 * n + 4 * k, 4);
+          }
+      }
+    }
+  }
+}
+
+static_assert(144 + 96 * 16 == kQ6_Kx8UnitBytes && kQ6_Kx8UnitBytes == 8 * sizeof(BlockQ6K));
+
 }  // namespace aifn::engine

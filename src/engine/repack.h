@@ -1,4 +1,4 @@
-// Q4_0, Q8_0 and Q4_K weights interleaved eight rows at a time, rearranged once when
+// Q4_0, Q8_0, Q4_K and Q6_K weights interleaved eight rows at a time, rearranged once when
 // a model loads (as llama.cpp's CPU "repack" does). In the GGUF layout each row's
 // blocks are summed on their own, so every 32-weight block ends in a
 // horizontal sum; interleaved, one 32-byte vector holds 4 weights of each of 8
@@ -17,6 +17,16 @@
 // Q8_0: the same with 272-byte units (8 x 34, so again a group's block b sits
 // where its first row's would): bytes 0..15 the 8 rows' f16 scales, then
 // eight 32-byte chunks; chunk k byte 4r + i = qs[4k + i] of row r's block.
+//
+// Q6_K: group g, block b (256 weights) is one 1680-byte unit at ((g * nb) + b)
+// * 1680, 210 bytes per row as in the GGUF. Per half n (weights 128n..128n+127)
+// and k < 8, three 32-byte chunks at 144 + 96 (8n + k): byte 4r + i of the
+// first is ql[64n + 4k + i] of row r, of the second ql[64n + 32 + 4k + i], of
+// the third qh[32n + 4k + i], so one chunk triple holds weights l, l + 32,
+// l + 64 and l + 96 (l = 4k + i) of the half, 6 bits each:
+//   bytes 0..15    the 8 rows' f16 d
+//   bytes 16..143  scales by pairs of sub-blocks: byte 16 + 16p + 2r + j =
+//                  scales[2p + j] of row r
 //
 // Q4_K: group g, block b (256 weights per row) is one 1184-byte unit at
 // ((g * nb) + b) * 1184, nb = cols / 256; a row's share is 148 bytes per block
@@ -42,6 +52,7 @@ inline constexpr size_t kQ4_0x8UnitBytes = 144;
 
 inline constexpr size_t kQ8_0x8UnitBytes = 272;
 inline constexpr size_t kQ4_Kx8UnitBytes = 1184;
+inline constexpr size_t kQ6_Kx8UnitBytes = 1680;
 
 // Whether a matrix of this many rows can be interleaved.
 inline bool can_interleave(int64_t rows) { return rows > 0 && rows % kInterleaveRows == 0; }
@@ -59,5 +70,9 @@ void interleave_q8_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* ds
 // Rearranges rows x cols Q4_K weights into dst (rows * q4_kx8_row_bytes(cols)
 // bytes). REQUIRES: can_interleave(rows), cols % 256 == 0.
 void interleave_q4_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+
+// Rearranges rows x cols Q6_K weights into dst (same size).
+// REQUIRES: can_interleave(rows), cols % 256 == 0.
+void interleave_q6_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 
 }  // namespace aifn::engine
