@@ -51,7 +51,7 @@ void tile_x8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t
 // a time: Group(group, nb, column, y) computes one group x one column.
 template <void (*Group)(const uint8_t*, int64_t, const BlockQ8K*, float*)>
 void tile_kx8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
-                 float* y, size_t ldy) {
+              float* y, size_t ldy) {
   const int64_t nb = k / kQKK;
   for (int r = 0; r < nr; r += kInterleaveRows)
     for (int c = 0; c < nc; ++c)

@@ -110,9 +110,10 @@ TEST_F(ModelsTest, ASinkThatLeavesStopsGeneration) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->finish_reason, "cancelled");
   EXPECT_EQ(sink.calls, 2);
-  // Tokens already in flight when the reader left may still be counted, but
-  // generation stopped long before max_tokens.
-  EXPECT_LT(r->usage.completion_tokens, 200);
+  // Tokens generated while the stop travelled to the engine's thread are still
+  // counted (this 64-wide model makes tens of thousands a second, so a few
+  // milliseconds are a few hundred), but generation stopped long before max_tokens.
+  EXPECT_LT(r->usage.completion_tokens, 750);
 }
 
 TEST_F(ModelsTest, BadRequestsAreRefused) {
