@@ -24,108 +24,77 @@ void tile_blocks(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, si
                                            reinterpret_cast<const ABlock*>(a + size_t(c) * a_stride), k);
 }
 
-// Weight j (0..31) of row `lane`'s block in an interleaved Q4_0 / Q8_0 unit (repack.h).
+// The scalar interleaved (repack.h) tiles, one row at a time: BlockDot(unit,
+// lane, x) is one block of row `lane` of a group times one activation block,
+// summed as the type's dot_*_scalar does.
+template <typename ABlock, int kBlockWeights, size_t kUnitBytes, float (*BlockDot)(const uint8_t*, int, const ABlock&)>
+void tile_x8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+                    float* y, size_t ldy) {
+  const int64_t nb = k / kBlockWeights;
+  for (int c = 0; c < nc; ++c) {
+    const ABlock* x = reinterpret_cast<const ABlock*>(a + size_t(c) * a_stride);
+    for (int r = 0; r < nr; ++r) {
+      const uint8_t* group = w + size_t(r / kInterleaveRows) * kInterleaveRows * w_stride;
+      float s = 0;
+      for (int64_t b = 0; b < nb; ++b) s += BlockDot(group + size_t(b) * kUnitBytes, r % kInterleaveRows, x[b]);
+      y[size_t(c) * ldy + size_t(r)] = s;
+    }
+  }
+}
+
+float row_scale(const uint8_t* unit, int lane) {
+  uint16_t d;
+  std::memcpy(&d, unit + 2 * lane, 2);
+  return fp16_to_fp32(d);
+}
+
+// Weight j (0..31) of row `lane`'s block in an interleaved Q4_0 / Q8_0 unit.
 int q4_0x8_weight(const uint8_t* unit, int lane, int j) {
   const uint8_t q = unit[16 + 32 * ((j % 16) / 4) + 4 * lane + j % 4];
   return (j < 16 ? q & 0xF : q >> 4) - 8;
 }
 int q8_0x8_weight(const uint8_t* unit, int lane, int j) { return int8_t(unit[16 + 32 * (j / 4) + 4 * lane + j % 4]); }
 
-// Interleaved Q4_0 / Q8_0 weights x Q8_0 activations, one row at a time; sums
-// each block as dot_q4_0_scalar / dot_q8_0_scalar do.
-template <size_t kUnitBytes, int (*Weight)(const uint8_t*, int, int)>
-void tile_x8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
-                    float* y, size_t ldy) {
-  const int64_t nb = k / kQK;
-  for (int c = 0; c < nc; ++c) {
-    const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
-    for (int r = 0; r < nr; ++r) {
-      const uint8_t* group = w + size_t(r / kInterleaveRows) * kInterleaveRows * w_stride;
-      const int lane = r % kInterleaveRows;
-      float s = 0;
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* unit = group + size_t(b) * kUnitBytes;
-        uint16_t d;
-        std::memcpy(&d, unit + 2 * lane, 2);
-        int sum = 0;
-        for (int j = 0; j < kQK; ++j) sum += Weight(unit, lane, j) * int(x[b].qs[j]);
-        s += fp16_to_fp32(d) * fp16_to_fp32(x[b].d) * float(sum);
-      }
-      y[size_t(c) * ldy + size_t(r)] = s;
-    }
-  }
+template <int (*Weight)(const uint8_t*, int, int)>
+float block_dot_32(const uint8_t* unit, int lane, const BlockQ8_0& x) {
+  int sum = 0;
+  for (int j = 0; j < kQK; ++j) sum += Weight(unit, lane, j) * int(x.qs[j]);
+  return row_scale(unit, lane) * fp16_to_fp32(x.d) * float(sum);
 }
 
-// Interleaved Q4_K (repack.h) x Q8_K activations, one row at a time; sums
-// each block as dot_q4_k_scalar does.
-void tile_q4_kx8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc,
-                        int64_t k, float* y, size_t ldy) {
-  const int64_t nb = k / kQKK;
-  for (int c = 0; c < nc; ++c) {
-    const BlockQ8K* x = reinterpret_cast<const BlockQ8K*>(a + size_t(c) * a_stride);
-    for (int r = 0; r < nr; ++r) {
-      const uint8_t* group = w + size_t(r / kInterleaveRows) * kInterleaveRows * w_stride;
-      const int lane = r % kInterleaveRows;
-      float s = 0;
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* unit = group + size_t(b) * kQ4_Kx8UnitBytes;
-        uint16_t d, dmin;
-        std::memcpy(&d, unit + 2 * lane, 2);
-        std::memcpy(&dmin, unit + 16 + 2 * lane, 2);
-        const uint8_t* mins = unit + 96 + 16 * (lane % 4) + 8 * (lane / 4);
-        int sumi = 0, summ = 0;
-        for (int sub = 0; sub < 8; ++sub) {
-          const int j = sub / 2, shift = 4 * (sub % 2);
-          int dot = 0;
-          for (int l = 0; l < 32; ++l) {
-            const uint8_t q = unit[160 + 32 * (8 * j + l / 4) + 4 * lane + l % 4];
-            dot += ((q >> shift) & 0xF) * x[b].qs[32 * sub + l];
-          }
-          sumi += unit[32 + 8 * sub + lane] * dot;
-          summ += mins[sub] * (x[b].bsums[2 * sub] + x[b].bsums[2 * sub + 1]);
-        }
-        s += x[b].d * (fp16_to_fp32(d) * float(sumi) - fp16_to_fp32(dmin) * float(summ));
-      }
-      y[size_t(c) * ldy + size_t(r)] = s;
+float block_dot_q4_k(const uint8_t* unit, int lane, const BlockQ8K& x) {
+  const uint8_t* mins = unit + 96 + 16 * (lane % 4) + 8 * (lane / 4);
+  int sumi = 0, summ = 0;
+  for (int sub = 0; sub < 8; ++sub) {
+    const int j = sub / 2, shift = 4 * (sub % 2);
+    int dot = 0;
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t q = unit[160 + 32 * (8 * j + l / 4) + 4 * lane + l % 4];
+      dot += ((q >> shift) & 0xF) * x.qs[32 * sub + l];
     }
+    sumi += unit[32 + 8 * sub + lane] * dot;
+    summ += mins[sub] * (x.bsums[2 * sub] + x.bsums[2 * sub + 1]);
   }
+  return x.d * (row_scale(unit, lane) * float(sumi) - row_scale(unit + 16, lane) * float(summ));
 }
 
-// Interleaved Q6_K (repack.h) x Q8_K activations, one row at a time; sums each
-// block as dot_q6_k_scalar does.
-void tile_q6_kx8_scalar(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc,
-                        int64_t k, float* y, size_t ldy) {
-  const int64_t nb = k / kQKK;
-  for (int c = 0; c < nc; ++c) {
-    const BlockQ8K* x = reinterpret_cast<const BlockQ8K*>(a + size_t(c) * a_stride);
-    for (int r = 0; r < nr; ++r) {
-      const uint8_t* group = w + size_t(r / kInterleaveRows) * kInterleaveRows * w_stride;
-      const int lane = r % kInterleaveRows;
-      float s = 0;
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* unit = group + size_t(b) * kQ6_Kx8UnitBytes;
-        uint16_t d;
-        std::memcpy(&d, unit + 2 * lane, 2);
-        int sumi = 0;
-        for (int n = 0; n < 2; ++n)
-          for (int quarter = 0; quarter < 4; ++quarter) {
-            int sub_sums[2] = {0, 0};
-            for (int l = 0; l < 32; ++l) {
-              const uint8_t* chunks = unit + 144 + 96 * (8 * n + l / 4) + 4 * lane + l % 4;
-              const int low = quarter & 1 ? chunks[32] : chunks[0];
-              const int q = ((quarter >= 2 ? low >> 4 : low & 0xF) | (((chunks[64] >> (2 * quarter)) & 3) << 4)) - 32;
-              sub_sums[l / 16] += q * x[b].qs[128 * n + 32 * quarter + l];
-            }
-            for (int j = 0; j < 2; ++j) {
-              const int sub = 8 * n + 2 * quarter + j;
-              sumi += int(int8_t(unit[16 + 16 * (sub / 2) + 2 * lane + j])) * sub_sums[j];
-            }
-          }
-        s += x[b].d * fp16_to_fp32(d) * float(sumi);
+float block_dot_q6_k(const uint8_t* unit, int lane, const BlockQ8K& x) {
+  int sumi = 0;
+  for (int n = 0; n < 2; ++n)
+    for (int quarter = 0; quarter < 4; ++quarter) {
+      int sub_sums[2] = {0, 0};
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t* chunks = unit + 144 + 96 * (8 * n + l / 4) + 4 * lane + l % 4;
+        const int low = quarter & 1 ? chunks[32] : chunks[0];
+        const int q = ((quarter >= 2 ? low >> 4 : low & 0xF) | (((chunks[64] >> (2 * quarter)) & 3) << 4)) - 32;
+        sub_sums[l / 16] += q * x.qs[128 * n + 32 * quarter + l];
       }
-      y[size_t(c) * ldy + size_t(r)] = s;
+      for (int j = 0; j < 2; ++j) {
+        const int sub = 8 * n + 2 * quarter + j;
+        sumi += int(int8_t(unit[16 + 16 * (sub / 2) + 2 * lane + j])) * sub_sums[j];
+      }
     }
-  }
+  return x.d * row_scale(unit, lane) * float(sumi);
 }
 
 void weighted_sum_scalar(const float* weights, int n, const float* v, size_t v_stride, int dim, float* out) {
@@ -223,10 +192,10 @@ const KernelTable& scalar_kernels() {
       tile_blocks<BlockQ4K, BlockQ8K, dot_q4_k_scalar>,
       tile_blocks<BlockQ5K, BlockQ8K, dot_q5_k_scalar>,
       tile_blocks<BlockQ6K, BlockQ8K, dot_q6_k_scalar>,
-      tile_x8_scalar<kQ4_0x8UnitBytes, q4_0x8_weight>,
-      tile_x8_scalar<kQ8_0x8UnitBytes, q8_0x8_weight>,
-      tile_q4_kx8_scalar,
-      tile_q6_kx8_scalar,
+      tile_x8_scalar<BlockQ8_0, kQK, kQ4_0x8UnitBytes, block_dot_32<q4_0x8_weight>>,
+      tile_x8_scalar<BlockQ8_0, kQK, kQ8_0x8UnitBytes, block_dot_32<q8_0x8_weight>>,
+      tile_x8_scalar<BlockQ8K, kQKK, kQ4_Kx8UnitBytes, block_dot_q4_k>,
+      tile_x8_scalar<BlockQ8K, kQKK, kQ6_Kx8UnitBytes, block_dot_q6_k>,
       weighted_sum_scalar,
       prepare_q8_0_scalar,
       prepare_q8_k_scalar,

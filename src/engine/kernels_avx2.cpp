@@ -225,12 +225,9 @@ float row_dot(const uint8_t* wrow, const uint8_t* a, int64_t nb) {
 template <bool kQ4, int kRows>
 void rows_x4(const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, int64_t nb, float* y,
              size_t ldy) {
-  const BlockQ8_0* ab[4];
-  const float* as[4];
-  for (int c = 0; c < 4; ++c) {
-    ab[c] = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
-    as[c] = reinterpret_cast<const float*>(a + size_t(c) * a_stride + q8_0_scales_offset(nb));
-  }
+  const Q8Cols<4> cols(a, a_stride, nb);
+  const BlockQ8_0* const* ab = cols.blocks;
+  const float* const* as = cols.scales;
   __m256 acc[kRows];
   for (int r = 0; r < kRows; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
@@ -297,20 +294,13 @@ void tile_q8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t
 // maddubs pairs of at most 2 * 15 * 127: <= 30480, no overflow.
 template <int kCols>
 void group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_stride, float* y, size_t ldy) {
-  const BlockQ8_0* ab[kCols];
-  const float* as[kCols];
-  const float* cs[kCols];
-  for (int c = 0; c < kCols; ++c) {
-    ab[c] = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
-    as[c] = reinterpret_cast<const float*>(a + size_t(c) * a_stride + q8_0_scales_offset(nb));
-    cs[c] = as[c] + nb;
-  }
+  const Q8Cols<kCols> x(a, a_stride, nb);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256 acc[kCols];
   for (int c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* unit = group + size_t(b) * kQ4_0x8UnitBytes;
-    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit)));
+    const __m256 d = half8(unit);
     __m256i s16[kCols];
 #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) {
@@ -318,7 +308,7 @@ void group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_s
       const __m256i lo = _mm256_and_si256(chunk, m4);
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4);
       for (int c = 0; c < kCols; ++c) {
-        const int8_t* q = ab[c][b].qs;
+        const int8_t* q = x.blocks[c][b].qs;
         const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast4(q + 4 * k)),
                                            _mm256_maddubs_epi16(hi, broadcast4(q + 16 + 4 * k)));
         s16[c] = k == 0 ? p : _mm256_add_epi16(s16[c], p);
@@ -326,7 +316,7 @@ void group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_s
     }
     for (int c = 0; c < kCols; ++c) {
       const __m256 sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[c], _mm256_set1_epi16(1)));
-      const __m256 t = _mm256_fmsub_ps(sum, _mm256_broadcast_ss(as[c] + b), _mm256_broadcast_ss(cs[c] + b));
+      const __m256 t = _mm256_fmsub_ps(sum, _mm256_broadcast_ss(x.scales[c] + b), _mm256_broadcast_ss(x.corr[c] + b));
       acc[c] = _mm256_fmadd_ps(d, t, acc[c]);
     }
   }
@@ -347,18 +337,13 @@ struct Q4_0Cols {
 // chunks would not, so each chunk widens to int32 at once).
 template <int kCols>
 void q8_group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_stride, float* y, size_t ldy) {
-  const BlockQ8_0* ab[kCols];
-  const float* as[kCols];
-  for (int c = 0; c < kCols; ++c) {
-    ab[c] = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
-    as[c] = reinterpret_cast<const float*>(a + size_t(c) * a_stride + q8_0_scales_offset(nb));
-  }
+  const Q8Cols<kCols> x(a, a_stride, nb);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[kCols];
   for (int c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* unit = group + size_t(b) * kQ8_0x8UnitBytes;
-    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit)));
+    const __m256 d = half8(unit);
     __m256i s32[kCols];
 #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) {
@@ -366,12 +351,12 @@ void q8_group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t 
       const __m256i aw = _mm256_abs_epi8(chunk);
       for (int c = 0; c < kCols; ++c) {
         const __m256i p = _mm256_madd_epi16(
-            _mm256_maddubs_epi16(aw, _mm256_sign_epi8(broadcast4(ab[c][b].qs + 4 * k), chunk)), ones);
+            _mm256_maddubs_epi16(aw, _mm256_sign_epi8(broadcast4(x.blocks[c][b].qs + 4 * k), chunk)), ones);
         s32[c] = k == 0 ? p : _mm256_add_epi32(s32[c], p);
       }
     }
     for (int c = 0; c < kCols; ++c)
-      acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(as[c] + b)), _mm256_cvtepi32_ps(s32[c]), acc[c]);
+      acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(x.scales[c] + b)), _mm256_cvtepi32_ps(s32[c]), acc[c]);
   }
   for (int c = 0; c < kCols; ++c) _mm256_storeu_ps(y + size_t(c) * ldy, acc[c]);
 }

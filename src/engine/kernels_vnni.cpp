@@ -21,23 +21,6 @@ const KernelTable& avx2_table();
 
 namespace {
 
-inline __m256 half8(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-
-// The column pointers of kCols prepared Q8_0 activations (kernels.h).
-template <int kCols>
-struct Q8Cols {
-  const BlockQ8_0* blocks[kCols];
-  const float* scales[kCols];
-  const float* corr[kCols];
-  Q8Cols(const uint8_t* a, size_t a_stride, int64_t nb) {
-    for (int c = 0; c < kCols; ++c) {
-      blocks[c] = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
-      scales[c] = reinterpret_cast<const float*>(a + size_t(c) * a_stride + q8_0_scales_offset(nb));
-      corr[c] = scales[c] + nb;
-    }
-  }
-};
-
 // One group of 8 Q4_0 rows x kCols columns; lane r is row r. The nibbles are
 // unsigned, so their offset of 8 comes off through the column corrections.
 // Low and high nibbles go to separate accumulators: two short dependency chains.

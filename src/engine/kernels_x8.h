@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "engine/kernels.h"
 #include "engine/quant.h"
 #include "engine/repack.h"
 
@@ -25,6 +26,25 @@ inline __m256i broadcast4(const int8_t* p) {
   std::memcpy(&v, p, 4);
   return _mm256_set1_epi32(v);
 }
+
+// The 8 rows' f16 scales at p, as floats.
+inline __m256 half8(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+
+// The column pointers of kCols prepared Q8_0 activations (kernels.h): blocks,
+// float scales and the Q4_0 corrections 8 * scale * sum(q).
+template <int kCols>
+struct Q8Cols {
+  const BlockQ8_0* blocks[kCols];
+  const float* scales[kCols];
+  const float* corr[kCols];
+  Q8Cols(const uint8_t* a, size_t a_stride, int64_t nb) {
+    for (int c = 0; c < kCols; ++c) {
+      blocks[c] = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
+      scales[c] = reinterpret_cast<const float*>(a + size_t(c) * a_stride + q8_0_scales_offset(nb));
+      corr[c] = scales[c] + nb;
+    }
+  }
+};
 
 // Every group of 8 rows against the columns 4 at a time, then the 1-3 left:
 // Group<kCols>::run(group, nb, a, a_stride, y, ldy) computes one group x kCols.
@@ -75,9 +95,8 @@ __m256i q4_kx8_mins(const uint8_t* unit, const BlockQ8K& x) {
 
 // One Q4_K unit's 8 rows before the column's scale: d * sumi - dmin * mins.
 __m256 q4_kx8_block(const uint8_t* unit, const BlockQ8K& x, __m256i sumi) {
-  const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit)));
-  const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 16)));
-  return _mm256_fmsub_ps(d, _mm256_cvtepi32_ps(sumi), _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(q4_kx8_mins(unit, x))));
+  return _mm256_fmsub_ps(half8(unit), _mm256_cvtepi32_ps(sumi),
+                         _mm256_mul_ps(half8(unit + 16), _mm256_cvtepi32_ps(q4_kx8_mins(unit, x))));
 }
 
 // One interleaved Q6_K group (8 rows) x one column, compiled in both files:
@@ -142,8 +161,7 @@ void q6k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float*
       }
     }
     const __m256i total = _mm256_sub_epi32(sumi, _mm256_slli_epi32(corr, 5));
-    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit)));
-    acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[b].d)), _mm256_cvtepi32_ps(total), acc);
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(half8(unit), _mm256_set1_ps(x[b].d)), _mm256_cvtepi32_ps(total), acc);
   }
   _mm256_storeu_ps(y, acc);
 }
