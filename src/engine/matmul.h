@@ -48,9 +48,9 @@ void matmul(const std::vector<MatmulOut>& outs, const uint8_t* act, int64_t n_to
 // The same for one token (decode), from the floats x: each pool thread
 // prepares its own copy of the activation in thread_act[thread] (grown as
 // needed) and streams one contiguous share of the outputs' rows.
-//  - Own copies: the activation is never written by one core while another
-//    has it cached, which cost up to 7 us per matmul on this host when the
-//    two vCPUs sat far apart (+1-2% generation).
+//  - Own copies, made inside the parallel pass: quantising once on the
+//    calling thread between passes measured 5-14 us per matmul in a decode
+//    step on this host (0.7-1.9 us in isolation); +1-2% generation.
 //  - One share per thread instead of shrinking chunks: every chunk start is a
 //    new stream for the hardware prefetchers (+10% generation in the
 //    fast-memory minutes, Q4_0 0.74 -> 0.82 of the bound). A late worker
