@@ -250,7 +250,9 @@ TEST(Kernels, SimdActivationsAreTheScalarOnesBitForBit) {
   x[300] = 40.f, x[301] = -40.f;                  // a tie in magnitude: the first one's sign wins
   for (int i = 512; i < 768; ++i) x[size_t(i)] = 0.f;  // an all-zero Q8_K block
   for (int i = 800; i < 832; ++i) x[size_t(i)] = 0.f;  // an all-zero Q8_0 block
-  x[900] = 0.5f * 1.f / 127.f * 3.f;              // values that land on .5 after scaling
+  // A block whose largest value is 127, so the scale is exactly 1 and these
+  // land on .5: rounding must be half to even in both.
+  x[928] = 127.f, x[929] = 2.5f, x[930] = -3.5f, x[931] = 0.5f, x[932] = -0.5f;
   for (uint32_t t : {uint32_t(GgmlType::Q4_0), uint32_t(GgmlType::Q4_K)}) {
     const size_t ab = act_bytes(t, k);
     std::vector<uint8_t> ref(ab, 0xAA), got(ab, 0x55);
