@@ -2,13 +2,15 @@
 //
 // aifn starts it with AWS_LAMBDA_RUNTIME_API=host:port; it loops
 // GET /next → POST /{id}/response on one keep-alive socket, answering
-// {"message":"hello, <name>"}. It is the throughput benchmark's target, so the
+// {"message":"hello, <name>"}. Each POST carries the next GET in the same
+// write (HTTP/1.1 pipelining, which any Runtime API server must accept). It is the throughput benchmark's target, so the
 // hot loop reuses its socket, buffers and JSON parser, and builds each answer
 // in a stack arena: the server, not this process, should be what is measured.
 // Single-threaded; one call at a time.
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
@@ -37,10 +39,6 @@ class RuntimeClient {
     next_.method(http::verb::get);
     next_.target(kNextPath);
     next_.set(http::field::host, host_);
-    post_.version(11);
-    post_.method(http::verb::post);
-    post_.set(http::field::host, host_);
-    post_.set(http::field::content_type, "application/json");
   }
 
   void connect() {
@@ -62,22 +60,29 @@ class RuntimeClient {
     return !ec && keep_alive_or_reconnect(parser.get().keep_alive());
   }
 
-  // Posts `body` to /invocation/{id}/{kind} (kind: response or error).
-  bool post(std::string_view id, std::string_view kind, std::string& body) {
-    path_.assign(kInvocationPrefix);
-    path_.append(id);
-    path_.push_back('/');
-    path_.append(kind);
-    post_.target(path_);
-    post_.body().swap(body);
-    post_.prepare_payload();
+  // Posts `body` to /invocation/{id}/{kind} (kind: response or error) and,
+  // in the same write, asks for the next event (HTTP/1.1 pipelining): one
+  // send and one wake-up per call instead of two. Reads the 202; the event
+  // is read by next_pipelined().
+  bool post_then_next(std::string_view id, std::string_view kind, std::string const& body) {
+    wire_.clear();
+    wire_.append("POST ").append(kInvocationPrefix).append(id).append("/").append(kind);
+    wire_.append(" HTTP/1.1\r\nHost: ").append(host_);
+    wire_.append("\r\nContent-Type: application/json\r\nContent-Length: ");
+    wire_.append(std::to_string(body.size())).append("\r\n\r\n").append(body);
+    wire_.append("GET ").append(kNextPath).append(" HTTP/1.1\r\nHost: ").append(host_).append("\r\n\r\n");
     beast::error_code ec;
-    http::write(socket_, post_, ec);
-    post_.body().swap(body);
+    asio::write(socket_, asio::buffer(wire_), ec);
     if (ec) return false;
     http::response_parser<http::string_body> ack;
     http::read(socket_, buffer_, ack, ec);
-    return !ec && keep_alive_or_reconnect(ack.get().keep_alive());
+    return !ec && ack.get().keep_alive();
+  }
+
+  bool next_pipelined(http::response_parser<http::string_body>& parser) {
+    beast::error_code ec;
+    http::read(socket_, buffer_, parser, ec);
+    return !ec && keep_alive_or_reconnect(parser.get().keep_alive());
   }
 
  private:
@@ -92,8 +97,7 @@ class RuntimeClient {
   tcp::socket socket_{io_};
   beast::flat_buffer buffer_;
   http::request<http::empty_body> next_;
-  http::request<http::string_body> post_;
-  std::string path_;
+  std::string wire_;
 };
 
 // Writes {"message":"hello, <name>"} into `out`; every allocation comes from
@@ -123,13 +127,15 @@ int run(std::string host, std::string port) {
   std::string out;
   out.reserve(4096);
 
+  bool pipelined = false;  // the last post already asked for this event
   for (int failures = 0;;) {
     http::response_parser<http::string_body> parser;
     parser.body_limit(kMaxEventBytes);
-    if (!client.next(parser)) {
+    if (!(pipelined ? client.next_pipelined(parser) : client.next(parser))) {
       // A stale keep-alive socket earns one fresh try; twice means the endpoint is gone.
       if (++failures == 2) return 1;
       client.connect();
+      pipelined = false;
       continue;
     }
     failures = 0;
@@ -144,15 +150,14 @@ int run(std::string host, std::string port) {
     jp.reset(&arena);
     beast::error_code ec;
     jp.write(res.body(), ec);  // the whole event: a trailing partial value is an error
-    bool sent;
     if (ec) {
       out = R"({"errorType":"Runtime.UnmarshalError","errorMessage":"event is not JSON","trace":[]})";
-      sent = client.post(id, "error", out);
+      pipelined = client.post_then_next(id, "error", out);
     } else {
       answer(jp.release(), &arena, sr, out);
-      sent = client.post(id, "response", out);
+      pipelined = client.post_then_next(id, "response", out);
     }
-    if (!sent) client.connect();
+    if (!pipelined) client.connect();
   }
 }
 

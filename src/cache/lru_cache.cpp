@@ -5,6 +5,7 @@
 
 #include <boost/json/serialize.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <openssl/evp.h>
 
 namespace aifn::cache {
@@ -112,10 +113,7 @@ std::string cache_key(std::initializer_list<std::string_view> parts) {
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx, md, &len);
   EVP_MD_CTX_free(ctx);
-  std::string hex;
-  hex.reserve(len * 2);
-  for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
-  return hex;
+  return fmt::format("{:02x}", fmt::join(md, md + len, ""));
 }
 
 }  // namespace aifn::cache

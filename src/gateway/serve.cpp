@@ -10,6 +10,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "functions/registry.h"
@@ -218,9 +219,7 @@ int run_server(const config::Server& cfg) {
   ctx.mint_token = [] {
     unsigned char raw[32];
     RAND_bytes(raw, sizeof raw);
-    std::string t = "aifn_inv_";
-    for (unsigned char c : raw) t += fmt::format("{:02x}", c);
-    return t;
+    return fmt::format("aifn_inv_{:02x}", fmt::join(raw, ""));
   };
 
   LogStore logs;

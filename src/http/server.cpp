@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -52,6 +54,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (t < timer_.expiry()) timer_.expires_at(t);  // wakes the watchdog to re-arm earlier
   }
   void clear_deadline() { deadline_ = clock::time_point::max(); }
+  void set_cork(bool on) {
+    int v = on ? 1 : 0;
+    ::setsockopt(sock_.native_handle(), IPPROTO_TCP, TCP_CORK, &v, sizeof v);
+    corked_ = on;
+  }
   void close() {
     error_code ec;
     sock_.shutdown(tcp::socket::shutdown_both, ec);
@@ -69,6 +76,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool gone_ = false;
   unsigned watch_gen_ = 0;
   bool watching_ = false;
+  bool corked_ = false;
 };
 
 // ---------------------------------------------------------------- Exchange
@@ -184,6 +192,7 @@ net::awaitable<bool> Exchange::timed_write(WriteOp&& op) {
   co_await op(net::redirect_error(use_awaitable, ec));
   conn_.clear_deadline();
   if (ec) conn_.gone_ = true;
+  if (conn_.corked_) conn_.set_cork(false);  // sends what was held with this write
   co_return !ec;
 }
 
@@ -192,6 +201,18 @@ net::awaitable<bool> Exchange::respond(Response& res) {
   responded_ = true;
   prepare_head(res);
   res.prepare_payload();
+  if (conn_.server_->opts.cork_pipelined && !close_after_ && conn_.buf_.size() > 0 && !conn_.corked_) {
+    conn_.set_cork(true);
+    conn_.set_deadline(conn_.server_->opts.write_timeout);
+    error_code ec;
+    co_await bhttp::async_write(conn_.sock_, res, net::redirect_error(use_awaitable, ec));
+    conn_.clear_deadline();
+    if (ec) {
+      conn_.gone_ = true;
+      conn_.set_cork(false);
+    }
+    co_return !ec;
+  }
   co_return co_await timed_write([&](auto token) { return bhttp::async_write(conn_.sock_, res, token); });
 }
 

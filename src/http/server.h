@@ -51,6 +51,13 @@ struct ServerOptions {
   // A response write (or one chunk of a stream) must complete within this.
   Millis write_timeout{30'000};
   std::string server_name = "aifn";
+  // When a client has already sent its next request (HTTP/1.1 pipelining),
+  // hold this response in the kernel (TCP_CORK) and send it together with
+  // the next one: one send and one wake-up of the client instead of two.
+  // Only for clients that do not need the held answer promptly: a Runtime
+  // API client pipelines GET /next behind POST /response and waits for the
+  // event anyway. The kernel still sends a held answer after 200 ms.
+  bool cork_pipelined = false;
 };
 
 class Connection;

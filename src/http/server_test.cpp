@@ -4,6 +4,8 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
 
@@ -40,6 +42,10 @@ class ServerFixture : public ::testing::Test {
         }
         all += "|trailer=" + std::string(ex.field("X-Trailer"));
         co_await ex.respond(200, "text/plain", all);
+      } else if (ex.path() == "/slow") {
+        net::steady_timer t(io_, std::chrono::milliseconds(1500));
+        co_await t.async_wait(net::use_awaitable);
+        co_await ex.respond(200, "text/plain", "slow");
       } else {
         co_await ex.respond_error(Error(ErrorType::not_found, "no route"));
       }
@@ -170,6 +176,39 @@ TEST_F(ServerFixture, ReadsChunkedBodyPieceByPieceWithTrailers) {
       "POST /pieces HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Trailer\r\n"
       "Connection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: yes\r\n\r\n");
   EXPECT_NE(in.find("abcde|trailer=yes"), std::string::npos) << in;
+}
+
+// A Runtime API client pipelines GET /next behind POST /response: with
+// cork_pipelined the first answer is held for the second, but never longer
+// than the kernel's cork ceiling (200 ms), so a slow second request cannot
+// strand it; both arrive, in order.
+TEST_F(ServerFixture, CorkedPipelinedAnswerIsNotHeldBehindASlowOne) {
+  ServerOptions o;
+  o.cork_pipelined = true;
+  start(o);
+  net::io_context cio;
+  tcp::socket s(cio);
+  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->port()));
+  auto t0 = std::chrono::steady_clock::now();
+  net::write(s, net::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na"
+                                        "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")));
+  std::string in;
+  std::chrono::steady_clock::duration first{}, second{};
+  while (second == std::chrono::steady_clock::duration{} && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+    char buf[4096];
+    boost::system::error_code ec;
+    size_t n = s.read_some(net::buffer(buf), ec);
+    if (ec) break;
+    in.append(buf, n);
+    if (first == std::chrono::steady_clock::duration{} && in.find("\r\n\r\na") != std::string::npos)
+      first = std::chrono::steady_clock::now() - t0;
+    if (in.find("\r\n\r\nslow") != std::string::npos) second = std::chrono::steady_clock::now() - t0;
+  }
+  ASSERT_NE(first, std::chrono::steady_clock::duration{}) << in;
+  ASSERT_NE(second, std::chrono::steady_clock::duration{}) << in;
+  EXPECT_LT(first, std::chrono::milliseconds(1000));  // held at most ~200 ms, not the 1.5 s
+  EXPECT_GE(second, std::chrono::milliseconds(1400));
+  EXPECT_LT(in.find("\r\n\r\na"), in.find("\r\n\r\nslow"));
 }
 
 TEST(SplitHostPort, ParsesAndRejects) {

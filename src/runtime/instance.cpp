@@ -110,6 +110,7 @@ Expected<void> Instance::start() {
   opts.idle_timeout = Millis(24 * 3600 * 1000);  // the runtime long-polls
   opts.read_timeout = std::max(pool_.spec().cfg.timeout, Millis(30'000));
   opts.max_header = 64 * 1024;
+  opts.cork_pipelined = true;  // a runtime that pipelines GET /next gets 202 + event in one send
   api_ = std::make_unique<http::Server>(ctx_.io, opts, [self](http::Exchange& ex) -> net::awaitable<void> {
     auto inst = self.lock();
     if (!inst) {
