@@ -254,15 +254,19 @@ Expected<std::unique_ptr<OpenAIProvider>> OpenAIProvider::create(net::any_io_exe
   while (!p->base_url_.empty() && p->base_url_.back() == '/') p->base_url_.pop_back();
   if (!p->base_url_.starts_with("http://") && !p->base_url_.starts_with("https://"))
     return fail(ErrorType::bad_request, fmt::format("provider {}: base_url must start with http:// or https://", cfg.name));
+  p->key_ref_ = cfg.api_key;
+  p->resolve_key_ = resolve_key;
   auto key = resolve_key(cfg.api_key);
-  if (!key) {
+  if (!key && key.error().type != ErrorType::unavailable) {  // a literal key, say: a config error
     Error e = key.error();
     e.message = fmt::format("provider {}: {}", cfg.name, e.message);
     return tl::unexpected(e);
   }
-  p->key_ = std::move(*key);
-  p->key_ref_ = cfg.api_key;
-  p->resolve_key_ = resolve_key;
+  // A key that is not there yet (a secret not set, an unset variable) leaves
+  // the provider unavailable until reload_key() finds it: `aifn secrets set`
+  // brings it up without a restart.
+  if (key) p->key_ = std::move(*key);
+  else p->reload_key();
   if (!cfg.ca_file.empty()) opts.ca_file = cfg.ca_file;
   auto client = UpstreamClient::create(ex, std::move(opts));
   if (!client) {

@@ -52,8 +52,10 @@ UpstreamOptions upstream_options(const config::Provider& cfg);
 
 class OpenAIProvider final : public Provider {
  public:
-  // Fails on a bad base_url, an unreadable ca_file or a key reference the
-  // resolver cannot resolve (messages name the reference, never the key).
+  // Fails on a bad base_url, an unreadable ca_file or a key reference that is
+  // not a reference (messages name the reference, never the key). A key that
+  // is not there yet leaves the provider unavailable (key_problem()) until
+  // reload_key() resolves it.
   static Expected<std::unique_ptr<OpenAIProvider>> create(boost::asio::any_io_executor ex,
                                                           const config::Provider& cfg,
                                                           const KeyResolver& resolve_key,
@@ -78,6 +80,8 @@ class OpenAIProvider final : public Provider {
   // later requests use the new key; while the reference cannot be resolved,
   // calls fail as unavailable, naming the reference.
   void reload_key();
+  // Why calls fail now (the key reference does not resolve); nullopt when the key is there.
+  std::optional<ProviderError> key_problem() const;
 
  private:
   OpenAIProvider() = default;
@@ -87,7 +91,6 @@ class OpenAIProvider final : public Provider {
   ProviderError error_from(const Error& e, bool streamed) const;
   std::string mask_key(std::string text) const;
   std::string key() const;
-  std::optional<ProviderError> key_problem() const;
   TokenUsage count_usage(const CompletionRequest& req, const std::string& text, int deltas) const;
 
   std::string name_;

@@ -163,9 +163,13 @@ std::unique_ptr<Router> make_router(const config::Server& cfg, const net::any_io
       if (!first_gguf) first_gguf = g.get();
       providers.push_back(std::move(g));
     } else if (p.kind == "openai") {
-      // The key is resolved once, here; its reference may be named in a log, the key never.
+      // The key is resolved here and again when its secret changes; its
+      // reference may be named in a log, the key never.
       auto op = OpenAIProvider::create(io, p, resolve_key ? resolve_key : env_key_resolver(), upstream_options(p));
       if (op) {
+        if (auto problem = (*op)->key_problem())
+          spdlog::warn("event=provider_unavailable provider={} kind=openai reason=\"{}\" until=\"its key is set\"",
+                       p.name, problem->error.message);
         want_tokenizer.emplace_back(op->get(), p.tokenizer);
         providers.push_back(std::move(*op));
       } else {

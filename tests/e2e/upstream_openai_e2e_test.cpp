@@ -272,9 +272,10 @@ TEST_F(UpstreamOpenAIE2E, KeyNeverInTheGatewayLog) {
   EXPECT_EQ(gateway_->log().find("Bearer"), std::string::npos);
 }
 
-// A provider key kept in the secret store is rotated without a restart: the
-// next upstream request carries the new key; removing the secret makes the
-// provider unavailable (naming the reference, never a key).
+// A provider key kept in the secret store is set and rotated without a
+// restart: a provider whose secret was missing at start comes up when it is
+// set, the next upstream request carries a rotated key, and removing the
+// secret makes the provider unavailable (naming the reference, never a key).
 TEST(UpstreamKeyRotation, SecretSetOrRemovedTakesEffectWithoutRestart) {
   std::mutex mu;
   std::vector<std::string> seen;  // Authorization headers the upstream got
@@ -296,20 +297,19 @@ TEST(UpstreamKeyRotation, SecretSetOrRemovedTakesEffectWithoutRestart) {
                            "/v1\"\napi_key = \"secret:UP_KEY\"\n";
   const std::string chat = R"({"model":"up/m","messages":[{"role":"user","content":"hi"}]})";
   const std::string old_key = "sk-rotation-old-0123456789", new_key = "sk-rotation-new-9876543210";
-  {
-    Server first(dir / "functions", {"--data", data.string()}, conf);  // the secret store lives in the data dir
-    ASSERT_EQ(first.post("/v1/chat/completions", chat).status, 503) << "no key yet: the provider is unavailable";
-    auto r = http::fetch({.method = "PUT", .url = first.url("/admin/secrets/UP_KEY"), .body = old_key});
-    ASSERT_EQ(r->status, 204) << r->body;
-  }
-  Server s(dir / "functions", {"--data", data.string()}, conf);
+  Server s(dir / "functions", {"--data", data.string()}, conf);  // the secret store lives in the data dir
   auto last_seen = [&] {
     std::lock_guard lock(mu);
     return seen.empty() ? std::string() : seen.back();
   };
+  auto none = s.post("/v1/chat/completions", chat);
+  ASSERT_EQ(none.status, 503) << "no key yet: the provider is unavailable";
+  EXPECT_NE(none.body.find("secret:UP_KEY"), std::string::npos) << none.body;
+  auto r = http::fetch({.method = "PUT", .url = s.url("/admin/secrets/UP_KEY"), .body = old_key});
+  ASSERT_EQ(r->status, 204) << r->body;
   ASSERT_EQ(s.post("/v1/chat/completions", chat).status, 200) << s.log();
   EXPECT_EQ(last_seen(), "Bearer " + old_key);
-  auto r = http::fetch({.method = "PUT", .url = s.url("/admin/secrets/UP_KEY"), .body = new_key});
+  r = http::fetch({.method = "PUT", .url = s.url("/admin/secrets/UP_KEY"), .body = new_key});
   ASSERT_EQ(r->status, 204) << r->body;
   ASSERT_EQ(s.post("/v1/chat/completions", chat).status, 200);
   EXPECT_EQ(last_seen(), "Bearer " + new_key) << "the rotated key, no restart";
