@@ -26,6 +26,7 @@ const apiPort = Number(apiEndpoint.slice(apiEndpoint.lastIndexOf(':') + 1)) || 8
 const concurrency = Math.max(1, Number.parseInt(env.AIFN_CONCURRENCY || '1', 10) || 1);
 const taskRoot = env.LAMBDA_TASK_ROOT || process.cwd();
 const kBase = '/2018-06-01/runtime';
+const kNextPath = `${kBase}/invocation/next`;
 
 // ---- Runtime API calls -----------------------------------------------------
 
@@ -33,9 +34,9 @@ const kBase = '/2018-06-01/runtime';
 // at a time (a long-poll /next, or that call's result), so none is shared.
 const newConnection = () => new Connection(apiHost, apiPort);
 
-function postJson(conn, urlPath, text, extraHeaders = '') {
+function postJson(conn, urlPath, text, extraHeaders = '', thenGet = null) {
   const headers = `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n${extraHeaders}`;
-  return conn.request('POST', urlPath, headers, text);
+  return conn.request('POST', urlPath, headers, text, thenGet);
 }
 
 // Lambda's error shape (the Node RIC sends exactly these three fields).
@@ -186,7 +187,8 @@ async function invokeBuffered(conn, handler, id, event, context) {
     await postError(conn, `${base}/error`, err);
     return;
   }
-  await postJson(conn, `${base}/response`, text);
+  // The next /next rides in the same write: one send and one wake-up per call.
+  await postJson(conn, `${base}/response`, text, '', kNextPath);
 }
 
 // ---- Streamed calls --------------------------------------------------------
@@ -328,11 +330,24 @@ globalThis.awslambda = {
 
 const inFlight = new Set();
 
+// The next event: the answer to a GET /next already sent with the last
+// result, else a fresh GET (also when the pipelined one was lost with its socket).
+async function nextEvent(conn) {
+  if (conn.takePipelined()) {
+    try {
+      return await conn.response();
+    } catch (err) {
+      if (!err.noAnswer) throw err;
+    }
+  }
+  return conn.request('GET', kNextPath);
+}
+
 async function loop(handler) {
   const invoke = handler[kStreaming] === 'response' ? invokeStreaming : invokeBuffered;
   const conn = newConnection();
   for (;;) {
-    const { status, headers, body } = await conn.request('GET', `${kBase}/invocation/next`);
+    const { status, headers, body } = await nextEvent(conn);
     const id = headers['lambda-runtime-aws-request-id'];
     if (status !== 200 || !id) {
       throw new Error(`/next answered ${status} without a request id`);

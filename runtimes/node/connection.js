@@ -22,6 +22,7 @@ class Connection {
     this.length_ = 0;
     this.head_ = null; // parsed head of the response being read
     this.waiter_ = null; // { resolve, reject } of response()
+    this.pipelined_ = false; // a GET sent with the last request awaits its answer
   }
 
   // Writes raw bytes, connecting first if needed. `done` runs once they are flushed.
@@ -43,24 +44,40 @@ class Connection {
   // Sends a whole request and resolves with { status, headers, body }. A
   // keep-alive socket the server closed shows up only on reuse, so a request
   // that got no answer byte at all is sent once more on a fresh socket.
-  async request(method, path, headers = '', body = '') {
-    const data = body.length ? this.head(method, path, headers) + body : this.head(method, path, headers);
+  // With `thenGet`, a GET of that path follows in the same write (HTTP/1.1
+  // pipelining); its answer is then taken with takePipelined().
+  async request(method, path, headers = '', body = '', thenGet = null) {
+    let data = body.length ? this.head(method, path, headers) + body : this.head(method, path, headers);
+    if (thenGet !== null) data += this.head('GET', thenGet);
     const reused = this.sock_ !== null;
     this.write(data);
+    let res;
     try {
-      return await this.response();
+      res = await this.response();
     } catch (err) {
       if (!reused || !err.noAnswer) throw err;
       this.write(data);
-      return this.response();
+      res = await this.response();
     }
+    // A closed socket took the pipelined request with it.
+    this.pipelined_ = thenGet !== null && this.sock_ !== null;
+    return res;
+  }
+
+  // True once: the last request() also asked for the next answer (thenGet).
+  takePipelined() {
+    const was = this.pipelined_ === true;
+    this.pipelined_ = false;
+    return was;
   }
 
   // The next response on this connection (header names lower-cased).
   response() {
     return new Promise((resolve, reject) => {
       if (this.sock_ === null && this.length_ === 0) {
-        reject(new Error('the Runtime API connection is closed'));
+        const err = new Error('the Runtime API connection is closed');
+        err.noAnswer = true;
+        reject(err);
         return;
       }
       this.waiter_ = { resolve, reject };
@@ -71,6 +88,7 @@ class Connection {
   close() {
     if (this.sock_ !== null) this.sock_.destroy();
     this.sock_ = null;
+    this.pipelined_ = false;
     this.chunks_ = [];
     this.length_ = 0;
     this.head_ = null;

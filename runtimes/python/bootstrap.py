@@ -23,6 +23,7 @@ import time
 import traceback
 
 BASE = "/2018-06-01/runtime"
+NEXT_PATH = BASE + "/invocation/next"
 TRAILER_TYPE = "Lambda-Runtime-Function-Error-Type"
 TRAILER_BODY = "Lambda-Runtime-Function-Error-Body"
 
@@ -56,6 +57,9 @@ class _Connection:
             self._sock.close()
             self._sock = None
         self._buf.clear()
+
+    def is_open(self):
+        return self._sock is not None
 
     def send(self, data):
         if self._sock is None:
@@ -130,15 +134,23 @@ class RuntimeClient:
 
     def __init__(self, host, port):
         self._conn = _Connection(host, port)
+        self._next_sent = False  # the last request also asked for the next call
 
-    def _exchange(self, method, path, body=b"", headers=""):
+    def _exchange(self, method, path, body=b"", headers="", then_next=False):
+        """Sends one request and returns its answer. With then_next, a GET /next
+        follows in the same send (HTTP/1.1 pipelining): one send and one
+        wake-up per call; next() then only reads its answer."""
         conn = self._conn
         request = conn.head(method, path, headers) + body
+        if then_next:
+            request += conn.head("GET", NEXT_PATH, "")
         # A keep-alive socket the server closed shows up only on reuse: retry once.
         for attempt in (0, 1):
             try:
                 conn.send(request)
-                return conn.read_response()
+                answer = conn.read_response()
+                self._next_sent = then_next and conn.is_open()
+                return answer
             except (BrokenPipeError, ConnectionResetError):
                 conn.close()
                 if attempt:
@@ -147,19 +159,30 @@ class RuntimeClient:
 
     def close(self):
         self._conn.close()
+        self._next_sent = False
+
+    def _next_answer(self):
+        if self._next_sent:
+            self._next_sent = False
+            try:
+                return self._conn.read_response()
+            except (BrokenPipeError, ConnectionResetError):
+                self._conn.close()  # the pipelined GET went with its socket: ask again
+        return self._exchange("GET", NEXT_PATH)
 
     def next(self):
         """Long-polls for the next call: (request id, headers, event bytes)."""
-        status, headers, body = self._exchange("GET", BASE + "/invocation/next")
+        status, headers, body = self._next_answer()
         request_id = headers.get("lambda-runtime-aws-request-id")
         if status != 200 or not request_id:
             raise RuntimeError(f"/next answered {status} without a request id")
         return request_id, headers, body
 
-    def post_json(self, path, payload, extra_headers=""):
+    def post_json(self, path, payload, extra_headers="", then_next=False):
         data = payload.encode("utf-8")
         self._exchange("POST", path, data,
-                       f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n{extra_headers}")
+                       f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n{extra_headers}",
+                       then_next)
 
     def post_error(self, path, exc):
         body = error_body(exc)
@@ -354,7 +377,7 @@ def invoke(client, handler, request_id, headers, body):
         client.post_error(base + "/error", exc)
         return
     if not streamed:
-        client.post_json(base + "/response", payload)
+        client.post_json(base + "/response", payload, then_next=True)
         return
     # Outside the try above: a failed send is the connection's error, not the handler's.
     try:
