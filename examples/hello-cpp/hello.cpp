@@ -3,9 +3,10 @@
 // aifn starts it with AWS_LAMBDA_RUNTIME_API=host:port; it loops
 // GET /next → POST /{id}/response on one keep-alive socket, answering
 // {"message":"hello, <name>"}. Each POST carries the next GET in the same
-// write (HTTP/1.1 pipelining, which any Runtime API server must accept). It is the throughput benchmark's target, so the
-// hot loop reuses its socket, buffers and JSON parser, and builds each answer
-// in a stack arena: the server, not this process, should be what is measured.
+// write (HTTP/1.1 pipelining, which any HTTP/1.1 server must accept). It is
+// the throughput benchmark's target, so the hot loop reuses its socket,
+// buffers and JSON parser, and builds each answer in a stack arena: the
+// server, not this process, should be what is measured.
 // Single-threaded; one call at a time.
 
 #include <boost/asio/connect.hpp>

@@ -201,7 +201,7 @@ net::awaitable<bool> Exchange::respond(Response& res) {
   responded_ = true;
   prepare_head(res);
   res.prepare_payload();
-  if (conn_.server_->opts.cork_pipelined && !close_after_ && conn_.buf_.size() > 0 && !conn_.corked_) {
+  if (hold_for_next_ && !close_after_ && conn_.buf_.size() > 0 && !conn_.corked_) {
     conn_.set_cork(true);
     conn_.set_deadline(conn_.server_->opts.write_timeout);
     error_code ec;

@@ -51,13 +51,6 @@ struct ServerOptions {
   // A response write (or one chunk of a stream) must complete within this.
   Millis write_timeout{30'000};
   std::string server_name = "aifn";
-  // When a client has already sent its next request (HTTP/1.1 pipelining),
-  // hold this response in the kernel (TCP_CORK) and send it together with
-  // the next one: one send and one wake-up of the client instead of two.
-  // Only for clients that do not need the held answer promptly: a Runtime
-  // API client pipelines GET /next behind POST /response and waits for the
-  // event anyway. The kernel still sends a held answer after 200 ms.
-  bool cork_pipelined = false;
 };
 
 class Connection;
@@ -99,6 +92,12 @@ class Exchange {
   net::awaitable<bool> write_chunk(std::string_view data);
   net::awaitable<bool> end_stream();
   bool responded() const { return responded_; }
+  // If the client has already sent its next request (HTTP/1.1 pipelining),
+  // the next respond() is held in the kernel (TCP_CORK) and leaves with the
+  // answer after it: one send and one wake-up of the client instead of two.
+  // Only when that next answer is ready at once (a Runtime API event already
+  // waiting for GET /next); the kernel sends a held answer after 200 ms anyway.
+  void hold_for_next() { hold_for_next_ = true; }
   bool streaming() const { return streaming_; }
 
   // Calls `on_gone` once if the client closes its connection while the
@@ -127,6 +126,7 @@ class Exchange {
   bool responded_ = false;
   bool streaming_ = false;
   bool close_after_ = false;
+  bool hold_for_next_ = false;
 };
 
 using Handler = std::function<net::awaitable<void>(Exchange&)>;

@@ -110,7 +110,6 @@ Expected<void> Instance::start() {
   opts.idle_timeout = Millis(24 * 3600 * 1000);  // the runtime long-polls
   opts.read_timeout = std::max(pool_.spec().cfg.timeout, Millis(30'000));
   opts.max_header = 64 * 1024;
-  opts.cork_pipelined = true;  // a runtime that pipelines GET /next gets 202 + event in one send
   api_ = std::make_unique<http::Server>(ctx_.io, opts, [self](http::Exchange& ex) -> net::awaitable<void> {
     auto inst = self.lock();
     if (!inst) {
@@ -336,6 +335,14 @@ net::awaitable<void> Instance::on_response(http::Exchange& ex, const std::string
       inv->deliver({EventKind::result, std::move(*body), {}});
       inv->end(std::nullopt);
     }
+    // While the function has other calls in flight, the next event is close
+    // behind: a runtime that pipelined its GET /next gets this 202 with it,
+    // in one send (+25 % exec hello throughput at 16 connections; holding
+    // only when a call was already granted to this instance gave +10 %).
+    // Otherwise the 202 goes now and is read while the runtime is idle, not
+    // in front of the next event (held always, the Python bootstrap's p50 at
+    // one connection was 16 us slower).
+    if (pool_.calls_in_flight() > 0) ex.hold_for_next();
     co_await ex.respond(202, "application/json", R"({"status":"OK"})");
     co_return;
   }

@@ -135,6 +135,12 @@ void Pool::serve_waiters() {
 
 void Pool::on_instance_ready(Instance&) { serve_waiters(); }
 
+std::size_t Pool::calls_in_flight() const {
+  std::size_t n = waiters_.size();
+  for (const auto& i : instances_) n += static_cast<std::size_t>(i->inflight);
+  return n;
+}
+
 void Pool::release(Instance& inst) {
   if ((draining_ || inst.retire) && inst.inflight == 0) {
     inst.kill();

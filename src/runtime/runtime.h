@@ -207,6 +207,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::shared_ptr<const FunctionSpec> spec_ptr() const { return spec_; }
   std::size_t live_instances() const { return instances_.size(); }
   std::size_t waiting_calls() const { return waiters_.size(); }
+  // Calls granted an instance (queued or running) plus those waiting for one.
+  std::size_t calls_in_flight() const;
   // Calls that may run at once (instances x concurrency).
   int capacity() const { return spec_->cfg.max_instances * spec_->cfg.concurrency; }
   bool draining() const { return draining_; }
