@@ -9,7 +9,7 @@ APT_PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libsqlite3-dev sqlite3 libpq-dev libsodium-dev
   libtomlplusplus-dev libvalijson-dev libcli11-dev libspdlog-dev libfmt-dev
-  libexpected-dev libarchive-dev zlib1g-dev
+  libexpected-dev libarchive-dev zlib1g-dev libgoogle-perftools-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm python3
   wrk nginx-light
