@@ -229,8 +229,7 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     grant->version = dep->spec->version;
     grant->request_id = ex.request_id;
     grant->models = cfg.models;
-    d_.tokens->add(inv->token, grant);
-    token_scope.emplace(d_.tokens, inv->token);
+    token_scope.emplace(d_.tokens, inv->token, grant);
   }
   // A caller who leaves: on_disconnect = cancel stops the work (what ran is
   // billed); finish lets it complete; job keeps it running as a job.

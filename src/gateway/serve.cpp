@@ -5,12 +5,9 @@
 
 #include <filesystem>
 
-#include <openssl/rand.h>
-
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "functions/registry.h"
@@ -40,9 +37,7 @@ std::string find_runtimes_dir() {
 class JobModelAccess : public jobs::ModelAccess {
  public:
   JobModelAccess(models::TokenRegistry& tokens, std::shared_ptr<models::Grant> grant, const std::string& token)
-      : grant_(std::move(grant)), scope_(&tokens, token) {
-    tokens.add(token, grant_);
-  }
+      : grant_(std::move(grant)), scope_(&tokens, token, grant_) {}
   void fill_usage(store::UsageRecord& r) override {
     r.model = grant_->model;
     r.tokens_in = grant_->tokens_in;
@@ -216,11 +211,7 @@ int run_server(const config::Server& cfg) {
     spdlog::warn("event=memory_limits mode=rlimit reason=\"no writable memory cgroup; Node functions run without a memory limit\"");
 
   // Per-call model gateway tokens (DESIGN.md §5): 256 random bits.
-  ctx.mint_token = [] {
-    unsigned char raw[32];
-    RAND_bytes(raw, sizeof raw);
-    return fmt::format("aifn_inv_{:02x}", fmt::join(raw, ""));
-  };
+  ctx.mint_token = [minter = std::make_shared<models::TokenMinter>()] { return minter->mint(); };
 
   LogStore logs;
   ctx.log_sink = [&logs](runtime::LogLine l) { logs.add(std::move(l)); };

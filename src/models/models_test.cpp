@@ -4,11 +4,13 @@
 
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+
 #include <gtest/gtest.h>
 
 #include "engine/testmodel.h"
@@ -226,8 +228,7 @@ TEST(TokenRegistry, AcceptsOnlyLiveTokensForListedModels) {
   auto g = std::make_shared<Grant>();
   g->models = {"default", "local/tiny"};
   {
-    TokenScope scope(&reg, "aifn_inv_abc");
-    reg.add("aifn_inv_abc", g);
+    TokenScope scope(&reg, "aifn_inv_abc", g);
     EXPECT_EQ(reg.find("aifn_inv_abc"), g);
     EXPECT_EQ(reg.find("aifn_inv_abd"), nullptr);
     EXPECT_EQ(reg.find(""), nullptr);
@@ -237,6 +238,18 @@ TEST(TokenRegistry, AcceptsOnlyLiveTokensForListedModels) {
   }
   EXPECT_EQ(reg.find("aifn_inv_abc"), nullptr);
   EXPECT_EQ(reg.size(), 0u);
+}
+
+TEST(TokenMinter, MakesDistinctTokensOfTheDocumentedShape) {
+  TokenMinter minter;
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {  // crosses several refills of the 4 KiB pool
+    std::string t = minter.mint();
+    ASSERT_EQ(t.size(), 9u + 64u) << t;
+    EXPECT_EQ(t.rfind("aifn_inv_", 0), 0u);
+    EXPECT_EQ(t.find_first_not_of("0123456789abcdef", 9), std::string::npos) << t;
+    EXPECT_TRUE(seen.insert(t).second) << "repeated token " << t;
+  }
 }
 
 }  // namespace

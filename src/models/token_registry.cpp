@@ -1,7 +1,10 @@
 #include "models/token_registry.h"
 
 #include <algorithm>
+#include <stdexcept>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 namespace aifn::models {
@@ -20,11 +23,31 @@ bool Grant::allows(std::string_view model_name) const {
   return std::find(models.begin(), models.end(), model_name) != models.end();
 }
 
-void TokenRegistry::add(std::string_view token, std::shared_ptr<Grant> grant) {
-  grants_[digest(token)] = std::move(grant);
+TokenScope::TokenScope(TokenRegistry* registry, std::string_view token, std::shared_ptr<Grant> grant)
+    : registry_(registry), key_(digest(token)) {
+  registry_->grants_[key_] = std::move(grant);
 }
 
-void TokenRegistry::remove(std::string_view token) { grants_.erase(digest(token)); }
+TokenScope::~TokenScope() { registry_->grants_.erase(key_); }
+
+std::string TokenMinter::mint() {
+  constexpr std::size_t kBytes = 32;
+  if (used_ + kBytes > sizeof pool_) {
+    if (RAND_bytes(pool_, sizeof pool_) != 1) throw std::runtime_error("the CSPRNG failed");
+    used_ = 0;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string t = "aifn_inv_";
+  t.resize(t.size() + 2 * kBytes);
+  char* out = t.data() + t.size() - 2 * kBytes;
+  for (std::size_t i = 0; i < kBytes; ++i) {
+    out[2 * i] = kHex[pool_[used_ + i] >> 4];
+    out[2 * i + 1] = kHex[pool_[used_ + i] & 15];
+  }
+  OPENSSL_cleanse(pool_ + used_, kBytes);  // a used token's bytes do not linger
+  used_ += kBytes;
+  return t;
+}
 
 std::shared_ptr<Grant> TokenRegistry::find(std::string_view token) const {
   if (token.empty()) return nullptr;

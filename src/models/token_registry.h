@@ -45,29 +45,40 @@ struct Grant {
 
 class TokenRegistry {
  public:
-  void add(std::string_view token, std::shared_ptr<Grant> grant);
-  void remove(std::string_view token);
   // nullptr when the token is unknown or its call has finished.
   std::shared_ptr<Grant> find(std::string_view token) const;
   std::size_t size() const { return grants_.size(); }
 
  private:
+  friend class TokenScope;
   std::unordered_map<std::string, std::shared_ptr<Grant>> grants_;  // key: SHA-256 of the token
 };
 
-// Removes a token from the registry when the call's scope ends.
+// Registers a token for a grant while the scope lives (the call runs); the
+// digest is computed once, here.
 class TokenScope {
  public:
-  TokenScope(TokenRegistry* registry, std::string token) : registry_(registry), token_(std::move(token)) {}
-  ~TokenScope() {
-    if (registry_ && !token_.empty()) registry_->remove(token_);
-  }
+  TokenScope(TokenRegistry* registry, std::string_view token, std::shared_ptr<Grant> grant);
+  ~TokenScope();
   TokenScope(const TokenScope&) = delete;
   TokenScope& operator=(const TokenScope&) = delete;
 
  private:
   TokenRegistry* registry_;
-  std::string token_;
+  std::string key_;
+};
+
+// Makes invocation tokens: "aifn_inv_" and 64 hex digits (256 random bits
+// from OpenSSL's CSPRNG). Random bytes are drawn 4 KiB at a time: one
+// RAND_bytes per call was ~3 % of the server's CPU at 16,000 calls/s.
+// io thread only.
+class TokenMinter {
+ public:
+  std::string mint();
+
+ private:
+  unsigned char pool_[4096];
+  std::size_t used_ = sizeof pool_;  // empty until the first mint()
 };
 
 }  // namespace aifn::models
