@@ -185,14 +185,15 @@ void Exchange::prepare_head(Msg& m) {
 }
 
 // Runs one write under the write deadline; a failed write marks the client gone.
+// Unless told to hold it, a write also releases what an earlier one held.
 template <class WriteOp>
-net::awaitable<bool> Exchange::timed_write(WriteOp&& op) {
+net::awaitable<bool> Exchange::timed_write(WriteOp&& op, bool hold) {
   conn_.set_deadline(conn_.server_->opts.write_timeout);
   error_code ec;
   co_await op(net::redirect_error(use_awaitable, ec));
   conn_.clear_deadline();
   if (ec) conn_.gone_ = true;
-  if (conn_.corked_) conn_.set_cork(false);  // sends what was held with this write
+  if (conn_.corked_ && (!hold || ec)) conn_.set_cork(false);
   co_return !ec;
 }
 
@@ -201,19 +202,10 @@ net::awaitable<bool> Exchange::respond(Response& res) {
   responded_ = true;
   prepare_head(res);
   res.prepare_payload();
-  if (hold_for_next_ && !close_after_ && conn_.buf_.size() > 0 && !conn_.corked_) {
-    conn_.set_cork(true);
-    conn_.set_deadline(conn_.server_->opts.write_timeout);
-    error_code ec;
-    co_await bhttp::async_write(conn_.sock_, res, net::redirect_error(use_awaitable, ec));
-    conn_.clear_deadline();
-    if (ec) {
-      conn_.gone_ = true;
-      conn_.set_cork(false);
-    }
-    co_return !ec;
-  }
-  co_return co_await timed_write([&](auto token) { return bhttp::async_write(conn_.sock_, res, token); });
+  // Bytes already buffered past this request: the client pipelined its next one.
+  const bool hold = hold_for_next_ && !close_after_ && conn_.buf_.size() > 0 && !conn_.corked_;
+  if (hold) conn_.set_cork(true);
+  co_return co_await timed_write([&](auto token) { return bhttp::async_write(conn_.sock_, res, token); }, hold);
 }
 
 net::awaitable<bool> Exchange::respond(unsigned status, std::string_view content_type, std::string_view body) {

@@ -95,8 +95,9 @@ class Exchange {
   // If the client has already sent its next request (HTTP/1.1 pipelining),
   // the next respond() is held in the kernel (TCP_CORK) and leaves with the
   // answer after it: one send and one wake-up of the client instead of two.
-  // Only when that next answer is ready at once (a Runtime API event already
-  // waiting for GET /next); the kernel sends a held answer after 200 ms anyway.
+  // For answers the client does not wait on, when the next one is expected
+  // soon (a Runtime API 202 while the function is busy); the kernel sends a
+  // held answer after 200 ms anyway.
   void hold_for_next() { hold_for_next_ = true; }
   bool streaming() const { return streaming_; }
 
@@ -121,7 +122,7 @@ class Exchange {
   template <class Msg>
   void prepare_head(Msg& m);
   template <class WriteOp>
-  net::awaitable<bool> timed_write(WriteOp&& op);
+  net::awaitable<bool> timed_write(WriteOp&& op, bool hold = false);
   Connection& conn_;
   bool responded_ = false;
   bool streaming_ = false;
