@@ -110,6 +110,23 @@ TEST_F(ServerFixture, KeepAliveServesSeveralRequestsOnOneConnection) {
   EXPECT_NE(in.find("\r\n\r\nb"), std::string::npos);
 }
 
+// respond() writes the head itself: status line, every field, Content-Length.
+TEST_F(ServerFixture, WholeResponseHeadIsWellFormed) {
+  start({});
+  auto in = raw("POST /echo HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi");
+  EXPECT_EQ(in.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << in;
+  EXPECT_NE(in.find("\r\nContent-Type: text/plain\r\n"), std::string::npos) << in;
+  EXPECT_NE(in.find("\r\nX-Request-Id: req-1\r\n"), std::string::npos) << in;
+  EXPECT_NE(in.find("\r\nContent-Length: 2\r\n\r\nhi"), std::string::npos) << in;
+  in = raw("GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(in.rfind("HTTP/1.1 404 Not Found\r\n", 0), 0u) << in;
+  EXPECT_NE(in.find("\r\nConnection: close\r\n"), std::string::npos) << in;
+  auto body = in.substr(in.find("\r\n\r\n") + 4);
+  auto cl = in.find("Content-Length: ");
+  ASSERT_NE(cl, std::string::npos) << in;
+  EXPECT_EQ(std::to_string(body.size()), in.substr(cl + 16, in.find("\r\n", cl) - cl - 16)) << in;
+}
+
 TEST_F(ServerFixture, OversizedContentLengthGets413BeforeTheBodyIsSent) {
   start({});
   // Only the header is sent: the answer must come without waiting for 5000 bytes.
