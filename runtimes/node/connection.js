@@ -66,7 +66,7 @@ class Connection {
 
   // True once: the last request() also asked for the next answer (thenGet).
   takePipelined() {
-    const was = this.pipelined_ === true;
+    const was = this.pipelined_;
     this.pipelined_ = false;
     return was;
   }

@@ -8,24 +8,30 @@ namespace aifn::engine {
 
 namespace {
 
+// The walk every interleaved layout shares: units ordered by group of 8 rows,
+// then by block column; fill(unit, block of row r, r) writes row r's part of
+// a unit of `unit_bytes` bytes.
+template <typename Block, int64_t kBlockWeights, typename Fill>
+void for_each_unit(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst, size_t unit_bytes, Fill&& fill) {
+  const int64_t nb = cols / kBlockWeights;
+  const size_t row_bytes = size_t(nb) * sizeof(Block);
+  for (int64_t g = 0; g < rows / kInterleaveRows; ++g)
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* unit = dst + size_t(g * nb + b) * unit_bytes;
+      for (int r = 0; r < kInterleaveRows; ++r)
+        fill(unit, *(reinterpret_cast<const Block*>(src + size_t(g * kInterleaveRows + r) * row_bytes) + b), r);
+    }
+}
+
 // Q4_0 and Q8_0: a unit is the 8 rows' f16 scales, then the blocks' quant
 // bytes 4 at a time, row after row (sizeof qs / 4 chunks of 32 bytes).
 template <typename Block>
 void interleave_32_blocks(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
   constexpr size_t kChunks = sizeof(Block::qs) / 4;
-  constexpr size_t kUnit = 16 + 32 * kChunks;
-  const int64_t nb = cols / kQK;
-  const size_t row_bytes = size_t(nb) * sizeof(Block);
-  for (int64_t g = 0; g < rows / kInterleaveRows; ++g) {
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* unit = dst + size_t(g * nb + b) * kUnit;
-      for (int r = 0; r < kInterleaveRows; ++r) {
-        const Block* blk = reinterpret_cast<const Block*>(src + size_t(g * kInterleaveRows + r) * row_bytes) + b;
-        std::memcpy(unit + 2 * r, &blk->d, 2);
-        for (size_t k = 0; k < kChunks; ++k) std::memcpy(unit + 16 + 32 * k + 4 * r, blk->qs + 4 * k, 4);
-      }
-    }
-  }
+  for_each_unit<Block, kQK>(src, rows, cols, dst, 16 + 32 * kChunks, [](uint8_t* unit, const Block& blk, int r) {
+    std::memcpy(unit + 2 * r, &blk.d, 2);
+    for (size_t k = 0; k < kChunks; ++k) std::memcpy(unit + 16 + 32 * k + 4 * r, blk.qs + 4 * k, 4);
+  });
 }
 
 static_assert(16 + 32 * sizeof(BlockQ4_0::qs) / 4 == kQ4_0x8UnitBytes);
@@ -42,48 +48,32 @@ void interleave_q8_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* ds
 }
 
 void interleave_q4_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
-  const int64_t nb = cols / kQKK;
-  const size_t row_bytes = size_t(nb) * sizeof(BlockQ4K);
-  for (int64_t g = 0; g < rows / kInterleaveRows; ++g) {
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* unit = dst + size_t(g * nb + b) * kQ4_Kx8UnitBytes;
-      for (int r = 0; r < kInterleaveRows; ++r) {
-        const BlockQ4K* blk = reinterpret_cast<const BlockQ4K*>(src + size_t(g * kInterleaveRows + r) * row_bytes) + b;
-        std::memcpy(unit + 2 * r, &blk->d, 2);
-        std::memcpy(unit + 16 + 2 * r, &blk->dmin, 2);
-        for (int sub = 0; sub < 8; ++sub) {
-          uint8_t sc, m;
-          k_scale_min(sub, blk->scales, &sc, &m);
-          unit[32 + 8 * sub + r] = sc;
-          unit[96 + 16 * (r % 4) + 8 * (r / 4) + sub] = m;
-        }
-        for (int j = 0; j < 4; ++j)
-          for (int k = 0; k < 8; ++k) std::memcpy(unit + 160 + 32 * (8 * j + k) + 4 * r, blk->qs + 32 * j + 4 * k, 4);
-      }
+  for_each_unit<BlockQ4K, kQKK>(src, rows, cols, dst, kQ4_Kx8UnitBytes, [](uint8_t* unit, const BlockQ4K& blk, int r) {
+    std::memcpy(unit + 2 * r, &blk.d, 2);
+    std::memcpy(unit + 16 + 2 * r, &blk.dmin, 2);
+    for (int sub = 0; sub < 8; ++sub) {
+      uint8_t sc, m;
+      k_scale_min(sub, blk.scales, &sc, &m);
+      unit[32 + 8 * sub + r] = sc;
+      unit[96 + 16 * (r % 4) + 8 * (r / 4) + sub] = m;
     }
-  }
+    for (int j = 0; j < 4; ++j)
+      for (int k = 0; k < 8; ++k) std::memcpy(unit + 160 + 32 * (8 * j + k) + 4 * r, blk.qs + 32 * j + 4 * k, 4);
+  });
 }
 
 void interleave_q6_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
-  const int64_t nb = cols / kQKK;
-  const size_t row_bytes = size_t(nb) * sizeof(BlockQ6K);
-  for (int64_t g = 0; g < rows / kInterleaveRows; ++g) {
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* unit = dst + size_t(g * nb + b) * kQ6_Kx8UnitBytes;
-      for (int r = 0; r < kInterleaveRows; ++r) {
-        const BlockQ6K* blk = reinterpret_cast<const BlockQ6K*>(src + size_t(g * kInterleaveRows + r) * row_bytes) + b;
-        std::memcpy(unit + 2 * r, &blk->d, 2);
-        for (int s = 0; s < 16; ++s) unit[16 + 16 * (s / 2) + 2 * r + s % 2] = uint8_t(blk->scales[s]);
-        for (int n = 0; n < 2; ++n)
-          for (int k = 0; k < 8; ++k) {
-            uint8_t* chunks = unit + 144 + 96 * (8 * n + k) + 4 * r;
-            std::memcpy(chunks, blk->ql + 64 * n + 4 * k, 4);
-            std::memcpy(chunks + 32, blk->ql + 64 * n + 32 + 4 * k, 4);
-            std::memcpy(chunks + 64, blk->qh + 32 * n + 4 * k, 4);
-          }
+  for_each_unit<BlockQ6K, kQKK>(src, rows, cols, dst, kQ6_Kx8UnitBytes, [](uint8_t* unit, const BlockQ6K& blk, int r) {
+    std::memcpy(unit + 2 * r, &blk.d, 2);
+    for (int s = 0; s < 16; ++s) unit[16 + 16 * (s / 2) + 2 * r + s % 2] = uint8_t(blk.scales[s]);
+    for (int n = 0; n < 2; ++n)
+      for (int k = 0; k < 8; ++k) {
+        uint8_t* chunks = unit + 144 + 96 * (8 * n + k) + 4 * r;
+        std::memcpy(chunks, blk.ql + 64 * n + 4 * k, 4);
+        std::memcpy(chunks + 32, blk.ql + 64 * n + 32 + 4 * k, 4);
+        std::memcpy(chunks + 64, blk.qh + 32 * n + 4 * k, 4);
       }
-    }
-  }
+  });
 }
 
 static_assert(144 + 96 * 16 == kQ6_Kx8UnitBytes && kQ6_Kx8UnitBytes == 8 * sizeof(BlockQ6K));
