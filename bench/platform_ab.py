@@ -8,7 +8,8 @@ and runtimes of its own checkout (the folder above the build directory).
       && cmake --build /tmp/aifn-old/build -j2 --target aifn hello-cpp
   python3 bench/platform_ab.py --old /tmp/aifn-old/build --new build
 
-Prints `bench ab.<function>.<old|new>_rps` lines and `ab.<function>.new_vs_old`.
+Prints `bench ab.<function>.<old|new>_rps` lines and `ab.<function>.new_vs_old`,
+and each build's p99 at 16 connections and p50 at one connection (medians).
 """
 import argparse
 import os
@@ -35,12 +36,15 @@ def main():
         for s in servers.values():
             for f in FUNCTIONS:
                 post(f"{s.url}/fn/{f}")  # cold starts out of the way
-        rps = {}
+        rps, p99, p50 = {}, {}, {}
         for _ in range(a.rounds):
             rps.setdefault("nginx", []).append(wrk(ngx.url + "/", 16, a.seconds)[0])
             for f in FUNCTIONS:
                 for k, s in servers.items():
-                    rps.setdefault((f, k), []).append(wrk(f"{s.url}/fn/{f}", 16, a.seconds)[0])
+                    r, lat = wrk(f"{s.url}/fn/{f}", 16, a.seconds)
+                    rps.setdefault((f, k), []).append(r)
+                    p99.setdefault((f, k), []).append(lat[99])
+                    p50.setdefault((f, k), []).append(wrk(f"{s.url}/fn/{f}", 1, max(1, a.seconds // 2))[1][50])
         nginx = statistics.median(rps["nginx"])
         emit("ab.nginx_rps", nginx, "req/s")
         for f in FUNCTIONS:
@@ -49,6 +53,9 @@ def main():
             emit(f"ab.{f}.new_rps", new, "req/s")
             emit(f"ab.{f}.new_vs_old", new / old, "ratio")
             emit(f"ab.{f}.new_vs_nginx", new / nginx, "ratio")
+            for k in builds:
+                emit(f"ab.{f}.{k}_p99_c16_us", statistics.median(p99[(f, k)]), "us")
+                emit(f"ab.{f}.{k}_p50_c1_us", statistics.median(p50[(f, k)]), "us")
     finally:
         for s in servers.values():
             s.stop()

@@ -3,7 +3,8 @@
 baseline measured in the same run:
 
   throughput  wrk c=16 against aifn's C++ exec hello and Node hello, alternating
-              with nginx answering a fixed JSON; medians of --rounds runs.
+              with nginx answering a fixed JSON and a plain Node http server
+              answering the hello; medians of --rounds runs.
   latency     wrk c=1 p50/p99 for exec, Node and Python hello vs nginx.
   cold        cold start p50 per runtime, split into the runtime's own boot
               (aifn's init: spawn -> first /next) and aifn's overhead (the rest
@@ -99,6 +100,22 @@ http {{ access_log off; client_body_temp_path {self.dir}; proxy_temp_path {self.
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class NodeHttp:
+    """bench/node_http_hello.js: a plain Node http server, the issue's other baseline."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(["node", os.path.join(ROOT, "bench", "node_http_hello.js"), str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_http(self.url + "/"):
+            raise SystemExit("the node http baseline did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 def wrk(url, conns, seconds, threads=None, headers=()):
     threads = threads or min(conns, 2)
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--latency", "-s",
@@ -123,16 +140,25 @@ def emit(name, value, unit):
 def bench_throughput(a, ngx, rounds, seconds):
     for fn in ("hello-cpp", "hello-node", "hello-python"):
         post(f"{a.url}/fn/{fn}")  # warm
-    res = {"nginx": [], "hello-cpp": [], "hello-node": []}
-    for _ in range(rounds):
-        res["nginx"].append(wrk(ngx.url + "/", 16, seconds)[0])
-        res["hello-cpp"].append(wrk(a.url + "/fn/hello-cpp", 16, seconds)[0])
-        res["hello-node"].append(wrk(a.url + "/fn/hello-node", 16, seconds)[0])
+    node_http = NodeHttp()
+    res = {"nginx": [], "node-http": [], "hello-cpp": [], "hello-node": []}
+    try:
+        for _ in range(rounds):
+            res["nginx"].append(wrk(ngx.url + "/", 16, seconds)[0])
+            res["node-http"].append(wrk(node_http.url + "/", 16, seconds)[0])
+            res["hello-cpp"].append(wrk(a.url + "/fn/hello-cpp", 16, seconds)[0])
+            res["hello-node"].append(wrk(a.url + "/fn/hello-node", 16, seconds)[0])
+    finally:
+        node_http.stop()
     med = {k: statistics.median(v) for k, v in res.items()}
     emit("throughput.nginx_rps", med["nginx"], "req/s")
+    emit("throughput.node_http_rps", med["node-http"], "req/s")
     emit("throughput.exec_hello_rps", med["hello-cpp"], "req/s")
     emit("throughput.node_hello_rps", med["hello-node"], "req/s")
     emit("throughput.exec_vs_nginx", med["hello-cpp"] / med["nginx"], "ratio(target>=0.35)")
+    # The issue's reference machine: plain Node http 19,500 = 0.44x its nginx.
+    emit("throughput.node_http_vs_nginx", med["node-http"] / med["nginx"], "ratio(issue's machine: 0.44)")
+    emit("throughput.exec_vs_node_http", med["hello-cpp"] / med["node-http"], "ratio")
     emit("throughput.node_vs_ric_1900", med["hello-node"] / 1900.0, "ratio(>1 beats aws-lambda-ric)")
 
 

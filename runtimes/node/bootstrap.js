@@ -58,9 +58,9 @@ function headerSafe(text) {
   return String(text).replace(/[^\x20-\x7e]/g, '?').slice(0, 256);
 }
 
-function postError(conn, urlPath, err) {
+function postError(conn, urlPath, err, thenGet = null) {
   const body = errorBody(err);
-  return postJson(conn, urlPath, JSON.stringify(body), `${kTrailerType}: ${headerSafe(body.errorType)}\r\n`);
+  return postJson(conn, urlPath, JSON.stringify(body), `${kTrailerType}: ${headerSafe(body.errorType)}\r\n`, thenGet);
 }
 
 // ---- Loading the handler ---------------------------------------------------
@@ -184,7 +184,7 @@ async function invokeBuffered(conn, handler, id, event, context) {
     text = result === undefined ? 'null' : JSON.stringify(result);
     if (text === undefined) text = 'null'; // a function or symbol
   } catch (err) {
-    await postError(conn, `${base}/error`, err);
+    await postError(conn, `${base}/error`, err, kNextPath);
     return;
   }
   // The next /next rides in the same write: one send and one wake-up per call.
@@ -360,7 +360,7 @@ async function loop(handler) {
         event = body.length === 0 ? null : JSON.parse(body);
       } catch (err) {
         err.name = 'Runtime.UnmarshalError';
-        await postError(conn, `${kBase}/invocation/${id}/error`, err);
+        await postError(conn, `${kBase}/invocation/${id}/error`, err, kNextPath);
         continue;
       }
       await invoke(conn, handler, id, event, context);

@@ -184,9 +184,10 @@ class RuntimeClient:
                        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n{extra_headers}",
                        then_next)
 
-    def post_error(self, path, exc):
+    def post_error(self, path, exc, then_next=False):
         body = error_body(exc)
-        self.post_json(path, json.dumps(body), f"{TRAILER_TYPE}: {_header_safe(body['errorType'])}\r\n")
+        self.post_json(path, json.dumps(body), f"{TRAILER_TYPE}: {_header_safe(body['errorType'])}\r\n",
+                       then_next)
 
     def stream(self, request_id, chunks, content_type_of):
         """Sends each item of `chunks` as one HTTP chunk as soon as it is yielded.
@@ -363,7 +364,7 @@ def invoke(client, handler, request_id, headers, body):
         event = json.loads(body) if body else None
     except ValueError as exc:
         exc.error_type = "Runtime.UnmarshalError"
-        client.post_error(base + "/error", exc)
+        client.post_error(base + "/error", exc, then_next=True)
         return
     context = LambdaContext(request_id, headers)
     try:
@@ -374,7 +375,7 @@ def invoke(client, handler, request_id, headers, body):
     except Exception as exc:  # noqa: BLE001 - any handler error is the call's error
         if isinstance(exc, TypeError) and "JSON serializable" in str(exc):
             exc.error_type = "Runtime.MarshalError"
-        client.post_error(base + "/error", exc)
+        client.post_error(base + "/error", exc, then_next=True)
         return
     if not streamed:
         client.post_json(base + "/response", payload, then_next=True)

@@ -62,6 +62,26 @@ TEST(Invoke, FunctionErrorIs500WithItsType) {
   EXPECT_EQ(e.at("errorMessage").as_string(), "boom");
 }
 
+TEST(Invoke, AnInstanceServesTheNextCallAfterAnError) {
+  // The bootstraps send the next GET /next with the error (pipelined): the
+  // same process must take the following call, in order, for both runtimes.
+  FunctionsDir fns{{"err-node", ""}, {"err-py", "", "python", "probe.handler"}};
+  Server s(fns.path());
+  for (const char* fn : {"/fn/err-node", "/fn/err-py"}) {
+    auto first = s.post(fn, "{}");
+    ASSERT_EQ(first.status, 200) << first.body << s.log();
+    for (int i = 0; i < 3; ++i) {
+      auto failed = s.post(fn, R"({"throw":"boom"})");
+      EXPECT_EQ(failed.status, 500) << failed.body;
+      EXPECT_NE(failed.body.find("boom"), std::string::npos) << failed.body;
+      auto next = s.post(fn, R"({"n":1})");
+      ASSERT_EQ(next.status, 200) << next.body << s.log();
+      EXPECT_EQ(json(next.body).at("pid"), json(first.body).at("pid")) << fn;
+      EXPECT_EQ(json(next.body).at("event").at("n").as_int64(), 1);
+    }
+  }
+}
+
 TEST(Invoke, StreamedFirstBytesArriveLongBeforeTheEnd) {
   FunctionsDir fns{{"stream", "", "node", "index.stream"}};
   Server s(fns.path());
