@@ -62,15 +62,20 @@ float block_dot_32(const uint8_t* unit, int lane, const BlockQ8_0& x) {
   return row_scale(unit, lane) * fp16_to_fp32(x.d) * float(sum);
 }
 
-float block_dot_q4_k(const uint8_t* unit, int lane, const BlockQ8K& x) {
+// Q4_K, and Q5_K with its fifth bits (kFifthBit).
+template <bool kFifthBit>
+float block_dot_q45_k(const uint8_t* unit, int lane, const BlockQ8K& x) {
   const uint8_t* mins = unit + 96 + 16 * (lane % 4) + 8 * (lane / 4);
   int sumi = 0, summ = 0;
   for (int sub = 0; sub < 8; ++sub) {
     const int j = sub / 2, shift = 4 * (sub % 2);
     int dot = 0;
     for (int l = 0; l < 32; ++l) {
-      const uint8_t q = unit[160 + 32 * (8 * j + l / 4) + 4 * lane + l % 4];
-      dot += ((q >> shift) & 0xF) * x.qs[32 * sub + l];
+      const size_t nibbles = kFifthBit ? kQ5_KxNibbles : kQ4_KxNibbles;
+      const uint8_t q = unit[nibbles + 32 * (8 * j + l / 4) + 4 * lane + l % 4];
+      int w = (q >> shift) & 0xF;
+      if (kFifthBit) w |= ((unit[kQ5_KxFifthBits + 32 * (l / 4) + 4 * lane + l % 4] >> sub) & 1) << 4;
+      dot += w * x.qs[32 * sub + l];
     }
     sumi += unit[32 + 8 * sub + lane] * dot;
     summ += mins[sub] * (x.bsums[2 * sub] + x.bsums[2 * sub + 1]);
@@ -177,6 +182,7 @@ TileFn KernelTable::for_layout(uint32_t t, bool interleaved) const {
   if (GgmlType(t) == GgmlType::Q4_0) return q4_0x8;
   if (GgmlType(t) == GgmlType::Q8_0) return q8_0x8;
   if (GgmlType(t) == GgmlType::Q4_K) return q4_kx8;
+  if (GgmlType(t) == GgmlType::Q5_K) return q5_kx8;
   if (GgmlType(t) == GgmlType::Q6_K) return q6_kx8;
   return nullptr;
 }
@@ -194,7 +200,8 @@ const KernelTable& scalar_kernels() {
       tile_blocks<BlockQ6K, BlockQ8K, dot_q6_k_scalar>,
       tile_x8_scalar<BlockQ8_0, kQK, kQ4_0x8UnitBytes, block_dot_32<q4_0x8_weight>>,
       tile_x8_scalar<BlockQ8_0, kQK, kQ8_0x8UnitBytes, block_dot_32<q8_0x8_weight>>,
-      tile_x8_scalar<BlockQ8K, kQKK, kQ4_Kx8UnitBytes, block_dot_q4_k>,
+      tile_x8_scalar<BlockQ8K, kQKK, kQ4_Kx8UnitBytes, block_dot_q45_k<false>>,
+      tile_x8_scalar<BlockQ8K, kQKK, kQ5_Kx8UnitBytes, block_dot_q45_k<true>>,
       tile_x8_scalar<BlockQ8K, kQKK, kQ6_Kx8UnitBytes, block_dot_q6_k>,
       weighted_sum_scalar,
       prepare_q8_0_scalar,

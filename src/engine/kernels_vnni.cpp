@@ -118,7 +118,7 @@ void q4_k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
       __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
 #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
-        const __m256i chunk = load256(unit + 160 + 32 * (8 * j + k));
+        const __m256i chunk = load256(unit + kQ4_KxNibbles + 32 * (8 * j + k));
         lo = _mm256_dpbusd_epi32(lo, _mm256_and_si256(chunk, m4), broadcast4(q8 + 64 * j + 4 * k));
         hi = _mm256_dpbusd_epi32(hi, _mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4),
                                  broadcast4(q8 + 64 * j + 32 + 4 * k));
@@ -132,6 +132,36 @@ void q4_k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
   _mm256_storeu_ps(y, acc);
 }
 
+// Q5_K: q4_k_group with each nibble's fifth bit ORed in (kernels_x8.h).
+void q5_k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* unit = group + size_t(b) * kQ5_Kx8UnitBytes;
+    const uint8_t* qh = unit + kQ5_KxFifthBits;
+    const int8_t* q8 = x[b].qs;
+    __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) {
+        const __m256i chunk = load256(unit + kQ5_KxNibbles + 32 * (8 * j + k));
+        const __m256i h = load256(qh + 32 * k);
+        lo = _mm256_dpbusd_epi32(lo, _mm256_or_si256(_mm256_and_si256(chunk, m4), fifth_bit(h, 2 * j)),
+                                 broadcast4(q8 + 64 * j + 4 * k));
+        hi = _mm256_dpbusd_epi32(
+            hi, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4), fifth_bit(h, 2 * j + 1)),
+            broadcast4(q8 + 64 * j + 32 + 4 * k));
+      }
+      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 32 + 16 * j));
+      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(lo, _mm256_cvtepu8_epi32(sc)));
+      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(hi, _mm256_cvtepu8_epi32(_mm_srli_si128(sc, 8))));
+    }
+    acc = _mm256_fmadd_ps(q4_kx8_block(unit, x[b], sumi), _mm256_set1_ps(x[b].d), acc);
+  }
+  _mm256_storeu_ps(y, acc);
+}
 
 }  // namespace
 
@@ -142,6 +172,7 @@ const KernelTable& vnni_table() {
     t.q4_0x8 = tile_q4_0x8;
     t.q8_0x8 = tile_x8<Q8_0Cols>;
     t.q4_kx8 = tile_kx8<q4_k_group>;
+    t.q5_kx8 = tile_kx8<q5_k_group>;
     t.q6_kx8 = tile_kx8<q6k_group_x_col>;
     return t;
   }();

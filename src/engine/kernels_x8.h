@@ -93,6 +93,14 @@ __m256i q4_kx8_mins(const uint8_t* unit, const BlockQ8K& x) {
   return _mm256_hadd_epi32(_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3]));
 }
 
+// Bit p (0..7) of every byte of h moved to bit 4 of that byte, the rest 0: a
+// Q5_K weight's fifth bit, to OR onto its nibble. One 16-bit shift serves both
+// bytes of a lane, since each byte's bit moves by the same distance.
+inline __m256i fifth_bit(__m256i h, int p) {
+  const __m256i moved = p < 4 ? _mm256_slli_epi16(h, 4 - p) : _mm256_srli_epi16(h, p - 4);
+  return _mm256_and_si256(moved, _mm256_set1_epi8(0x10));
+}
+
 // One Q4_K unit's 8 rows before the column's scale: d * sumi - dmin * mins.
 __m256 q4_kx8_block(const uint8_t* unit, const BlockQ8K& x, __m256i sumi) {
   return _mm256_fmsub_ps(half8(unit), _mm256_cvtepi32_ps(sumi),

@@ -176,6 +176,7 @@ void Model::copy_weights_to_huge_pages() {
     if (GgmlType(w.type) == GgmlType::Q4_0 || GgmlType(w.type) == GgmlType::Q8_0 || GgmlType(w.type) == GgmlType::Q6_K)
       return {true, w.row_stride};
     if (GgmlType(w.type) == GgmlType::Q4_K) return {true, q4_kx8_row_bytes(w.cols)};
+    if (GgmlType(w.type) == GgmlType::Q5_K) return {true, q5_kx8_row_bytes(w.cols)};
     return {false, w.row_stride};
   };
   constexpr size_t kAlign = 64;
@@ -192,6 +193,7 @@ void Model::copy_weights_to_huge_pages() {
     else if (GgmlType(w->type) == GgmlType::Q4_0) interleave_q4_0(w->data, w->rows, w->cols, at);
     else if (GgmlType(w->type) == GgmlType::Q8_0) interleave_q8_0(w->data, w->rows, w->cols, at);
     else if (GgmlType(w->type) == GgmlType::Q6_K) interleave_q6_k(w->data, w->rows, w->cols, at);
+    else if (GgmlType(w->type) == GgmlType::Q5_K) interleave_q5_k(w->data, w->rows, w->cols, at);
     else interleave_q4_k(w->data, w->rows, w->cols, at);
     if (w->data != tok_embd_->data) release_pages(w->data, file_bytes);
     w->data = at;

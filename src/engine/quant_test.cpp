@@ -173,18 +173,19 @@ std::vector<const KernelTable*> simd_tables() {
 TEST(Kernels, InterleavedWeightsAgreeWithTheGgufLayout) {
   ThreadPool pool(1);
   const std::vector<const KernelTable*> simd = simd_tables();
-  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
     const uint32_t t = uint32_t(type);
-    const bool q4k = type == GgmlType::Q4_K;
+    const bool q4k = type == GgmlType::Q4_K, q5k = type == GgmlType::Q5_K;
     for (int64_t k : {256, 2048}) {
       const int nr = 16, nc = 7;  // two groups; 4 + 3 columns reach every column path
       std::vector<float> wf = random_floats(size_t(nr * k), 31);
       std::vector<float> xf = random_floats(size_t(nc * k), 32, 2.f);
       const size_t rb = row_bytes(t, k);
-      const size_t pb = q4k ? q4_kx8_row_bytes(k) : rb;  // interleaved row bytes
+      const size_t pb = q4k ? q4_kx8_row_bytes(k) : q5k ? q5_kx8_row_bytes(k) : rb;  // interleaved row bytes
       std::vector<uint8_t> w(rb * nr), packed(pb * nr);
       for (int r = 0; r < nr; ++r) quantize_row(t, wf.data() + r * k, w.data() + r * rb, k);
       if (q4k) interleave_q4_k(w.data(), nr, k, packed.data());
+      else if (q5k) interleave_q5_k(w.data(), nr, k, packed.data());
       else if (type == GgmlType::Q8_0) interleave_q8_0(w.data(), nr, k, packed.data());
       else if (type == GgmlType::Q6_K) interleave_q6_k(w.data(), nr, k, packed.data());
       else interleave_q4_0(w.data(), nr, k, packed.data());

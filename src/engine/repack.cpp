@@ -34,6 +34,22 @@ void interleave_32_blocks(const uint8_t* src, int64_t rows, int64_t cols, uint8_
   });
 }
 
+// Row r's share of a Q4_K unit, from a Q4_K or Q5_K block (same fields), with
+// the nibbles at `nibbles`.
+template <typename Block>
+void fill_q4_k_part(uint8_t* unit, const Block& blk, int r, size_t nibbles) {
+  std::memcpy(unit + 2 * r, &blk.d, 2);
+  std::memcpy(unit + 16 + 2 * r, &blk.dmin, 2);
+  for (int sub = 0; sub < 8; ++sub) {
+    uint8_t sc, m;
+    k_scale_min(sub, blk.scales, &sc, &m);
+    unit[32 + 8 * sub + r] = sc;
+    unit[96 + 16 * (r % 4) + 8 * (r / 4) + sub] = m;
+  }
+  for (int j = 0; j < 4; ++j)
+    for (int k = 0; k < 8; ++k) std::memcpy(unit + nibbles + 32 * (8 * j + k) + 4 * r, blk.qs + 32 * j + 4 * k, 4);
+}
+
 static_assert(16 + 32 * sizeof(BlockQ4_0::qs) / 4 == kQ4_0x8UnitBytes);
 static_assert(16 + 32 * sizeof(BlockQ8_0::qs) / 4 == kQ8_0x8UnitBytes);
 
@@ -49,18 +65,18 @@ void interleave_q8_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* ds
 
 void interleave_q4_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
   for_each_unit<BlockQ4K, kQKK>(src, rows, cols, dst, kQ4_Kx8UnitBytes, [](uint8_t* unit, const BlockQ4K& blk, int r) {
-    std::memcpy(unit + 2 * r, &blk.d, 2);
-    std::memcpy(unit + 16 + 2 * r, &blk.dmin, 2);
-    for (int sub = 0; sub < 8; ++sub) {
-      uint8_t sc, m;
-      k_scale_min(sub, blk.scales, &sc, &m);
-      unit[32 + 8 * sub + r] = sc;
-      unit[96 + 16 * (r % 4) + 8 * (r / 4) + sub] = m;
-    }
-    for (int j = 0; j < 4; ++j)
-      for (int k = 0; k < 8; ++k) std::memcpy(unit + 160 + 32 * (8 * j + k) + 4 * r, blk.qs + 32 * j + 4 * k, 4);
+    fill_q4_k_part(unit, blk, r, kQ4_KxNibbles);
   });
 }
+
+void interleave_q5_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+  for_each_unit<BlockQ5K, kQKK>(src, rows, cols, dst, kQ5_Kx8UnitBytes, [](uint8_t* unit, const BlockQ5K& blk, int r) {
+    fill_q4_k_part(unit, blk, r, kQ5_KxNibbles);
+    for (int k = 0; k < 8; ++k) std::memcpy(unit + kQ5_KxFifthBits + 32 * k + 4 * r, blk.qh + 4 * k, 4);
+  });
+}
+
+static_assert(kQ5_KxNibbles == kQ5_KxFifthBits + 256 && kQ5_KxNibbles + 1024 == kQ5_Kx8UnitBytes && kQ5_Kx8UnitBytes == 8 * (sizeof(BlockQ5K) + 4));
 
 void interleave_q6_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
   for_each_unit<BlockQ6K, kQKK>(src, rows, cols, dst, kQ6_Kx8UnitBytes, [](uint8_t* unit, const BlockQ6K& blk, int r) {
