@@ -368,70 +368,45 @@ struct Q8_0Cols {
   }
 };
 
-// ---- interleaved Q4_K (repack.h) x Q8_K activations ----
+// ---- interleaved Q4_K and Q5_K (repack.h) x Q8_K activations ----
 
 // One interleaved group (8 rows) x one column. Per pair of sub-blocks the 8
 // rows' nibbles meet 4 broadcast activation bytes at a time, each 32-bit lane
-// collecting one row's products (int16 sums of 8 maddubs pairs: <= 30480);
-// the rows' sub-block scales then multiply lane by lane. The mins' share:
-// two rows' 8 mins times the column's 8 sub-block sums per madd, folded so
-// lane r is row r (the unit stores rows p and 4 + p together for that).
-void q4k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
+// collecting one row's products; the rows' sub-block scales then multiply
+// lane by lane. The mins' share: two rows' 8 mins times the column's 8
+// sub-block sums per madd, folded so lane r is row r (the unit stores rows p
+// and 4 + p together for that). Q5_K (kFifthBit) ORs each nibble's fifth bit
+// in from the unit's qh chunks: bit 2j for the low nibbles of sub-block pair
+// j, 2j + 1 for the high ones.
+template <bool kFifthBit>
+void q45k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
+  constexpr size_t kUnit = kFifthBit ? kQ5_Kx8UnitBytes : kQ4_Kx8UnitBytes;
+  constexpr size_t kNibbles = kFifthBit ? kQ5_KxNibbles : kQ4_KxNibbles;
+  // Chunks per int16 sum of maddubs pairs: 8 for 4-bit weights (<= 30480),
+  // 4 for 5-bit ones (<= 31744).
+  constexpr int kPerSum = kFifthBit ? 4 : 8;
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* unit = group + size_t(b) * kQ4_Kx8UnitBytes;
+    const uint8_t* unit = group + size_t(b) * kUnit;
     const int8_t* q8 = x[b].qs;
     __m256i sumi = _mm256_setzero_si256();
-    for (int j = 0; j < 4; ++j) {
-      __m256i lo16 = _mm256_setzero_si256(), hi16 = _mm256_setzero_si256();
-#pragma GCC unroll 8
-      for (int k = 0; k < 8; ++k) {
-        const __m256i chunk = load256(unit + kQ4_KxNibbles + 32 * (8 * j + k));
-        const __m256i lo = _mm256_and_si256(chunk, m4);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4);
-        lo16 = _mm256_add_epi16(lo16, _mm256_maddubs_epi16(lo, broadcast4(q8 + 64 * j + 4 * k)));
-        hi16 = _mm256_add_epi16(hi16, _mm256_maddubs_epi16(hi, broadcast4(q8 + 64 * j + 32 + 4 * k)));
-      }
-      const __m256i sc_lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(unit + 32 + 16 * j)));
-      const __m256i sc_hi =
-          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(unit + 32 + 16 * j + 8)));
-      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(_mm256_madd_epi16(lo16, ones), sc_lo));
-      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(_mm256_madd_epi16(hi16, ones), sc_hi));
-    }
-    acc = _mm256_fmadd_ps(q4_kx8_block(unit, x[b], sumi), _mm256_set1_ps(x[b].d), acc);
-  }
-  _mm256_storeu_ps(y, acc);
-}
-
-// ---- interleaved Q5_K (repack.h) x Q8_K activations ----
-
-// As q4k_group_x_col, each nibble taking its fifth bit from the unit's qh
-// chunks (bit 2j for the low nibbles of sub-block pair j, 2j + 1 for the
-// high ones). Weights reach 31, so an int16 sum holds 4 maddubs pairs
-// (<= 31744), not 8: each pair of sub-blocks widens twice.
-void q5k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* unit = group + size_t(b) * kQ5_Kx8UnitBytes;
-    const uint8_t* qh = unit + kQ5_KxFifthBits;
-    const int8_t* q8 = x[b].qs;
-    __m256i sumi = _mm256_setzero_si256();
-#pragma GCC unroll 4
+#pragma GCC unroll 4  // fifth_bit's shifts by constants
     for (int j = 0; j < 4; ++j) {
       __m256i lo32 = _mm256_setzero_si256(), hi32 = _mm256_setzero_si256();
-      for (int half = 0; half < 2; ++half) {
+      for (int k0 = 0; k0 < 8; k0 += kPerSum) {
         __m256i lo16 = _mm256_setzero_si256(), hi16 = _mm256_setzero_si256();
-#pragma GCC unroll 4
-        for (int kk = 0; kk < 4; ++kk) {
-          const int k = 4 * half + kk;
-          const __m256i chunk = load256(unit + kQ5_KxNibbles + 32 * (8 * j + k));
-          const __m256i h = load256(qh + 32 * k);
-          const __m256i lo = _mm256_or_si256(_mm256_and_si256(chunk, m4), fifth_bit(h, 2 * j));
-          const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4), fifth_bit(h, 2 * j + 1));
+#pragma GCC unroll 8
+        for (int k = k0; k < k0 + kPerSum; ++k) {
+          const __m256i chunk = load256(unit + kNibbles + 32 * (8 * j + k));
+          __m256i lo = _mm256_and_si256(chunk, m4);
+          __m256i hi = _mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4);
+          if constexpr (kFifthBit) {
+            const __m256i h = load256(unit + kQ5_KxFifthBits + 32 * k);
+            lo = _mm256_or_si256(lo, fifth_bit(h, 2 * j));
+            hi = _mm256_or_si256(hi, fifth_bit(h, 2 * j + 1));
+          }
           lo16 = _mm256_add_epi16(lo16, _mm256_maddubs_epi16(lo, broadcast4(q8 + 64 * j + 4 * k)));
           hi16 = _mm256_add_epi16(hi16, _mm256_maddubs_epi16(hi, broadcast4(q8 + 64 * j + 32 + 4 * k)));
         }
@@ -801,7 +776,8 @@ const KernelTable& avx2_table() {
   static const KernelTable table{
       "avx2",         tile_f32,           tile_half<false>,   tile_half<true>, tile_q8<false>,
       tile_q8<true>,  tile_k<dot_q45k<false>>, tile_k<dot_q45k<true>>, tile_k<dot_q6k>,
-      tile_x8<Q4_0Cols>, tile_x8<Q8_0Cols>, tile_kx8<q4k_group_x_col>, tile_kx8<q5k_group_x_col>,
+      tile_x8<Q4_0Cols>, tile_x8<Q8_0Cols>, tile_kx8<q45k_group_x_col<false>>,
+      tile_kx8<q45k_group_x_col<true>>,
       tile_kx8<q6k_group_x_col>,
       weighted_sum,
       prepare_q8_0,   prepare_q8_k,       swiglu,             softmax,         rms_norm,

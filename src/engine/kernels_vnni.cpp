@@ -103,56 +103,35 @@ void tile_q4_0x8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, si
   tile_x8<Q4_0Cols>(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
 }
 
-// One group of 8 Q4_K rows x one column, as q4k_group_x_col in
-// kernels_avx2.cpp but with each sub-block's products summed by vpdpbusd.
-// (Two groups sharing each activation broadcast ran 1.4x faster from L2 but
-// streamed a third slower from memory: two streams per thread.)
-void q4_k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
+// One group of 8 Q4_K (or, with kFifthBit, Q5_K) rows x one column, as
+// q45k_group_x_col in kernels_avx2.cpp but with each sub-block's products
+// summed by vpdpbusd. (Two groups sharing each activation broadcast ran 1.4x
+// faster from L2 but streamed a third slower from memory: two streams per thread.)
+template <bool kFifthBit>
+void q45_k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
+  constexpr size_t kUnit = kFifthBit ? kQ5_Kx8UnitBytes : kQ4_Kx8UnitBytes;
+  constexpr size_t kNibbles = kFifthBit ? kQ5_KxNibbles : kQ4_KxNibbles;
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* unit = group + size_t(b) * kQ4_Kx8UnitBytes;
+    const uint8_t* unit = group + size_t(b) * kUnit;
     const int8_t* q8 = x[b].qs;
     __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4  // fifth_bit's shifts by constants
     for (int j = 0; j < 4; ++j) {
       __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
 #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
-        const __m256i chunk = load256(unit + kQ4_KxNibbles + 32 * (8 * j + k));
-        lo = _mm256_dpbusd_epi32(lo, _mm256_and_si256(chunk, m4), broadcast4(q8 + 64 * j + 4 * k));
-        hi = _mm256_dpbusd_epi32(hi, _mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4),
-                                 broadcast4(q8 + 64 * j + 32 + 4 * k));
-      }
-      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 32 + 16 * j));
-      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(lo, _mm256_cvtepu8_epi32(sc)));
-      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(hi, _mm256_cvtepu8_epi32(_mm_srli_si128(sc, 8))));
-    }
-    acc = _mm256_fmadd_ps(q4_kx8_block(unit, x[b], sumi), _mm256_set1_ps(x[b].d), acc);
-  }
-  _mm256_storeu_ps(y, acc);
-}
-
-// Q5_K: q4_k_group with each nibble's fifth bit ORed in (kernels_x8.h).
-void q5_k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* unit = group + size_t(b) * kQ5_Kx8UnitBytes;
-    const uint8_t* qh = unit + kQ5_KxFifthBits;
-    const int8_t* q8 = x[b].qs;
-    __m256i sumi = _mm256_setzero_si256();
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
-#pragma GCC unroll 8
-      for (int k = 0; k < 8; ++k) {
-        const __m256i chunk = load256(unit + kQ5_KxNibbles + 32 * (8 * j + k));
-        const __m256i h = load256(qh + 32 * k);
-        lo = _mm256_dpbusd_epi32(lo, _mm256_or_si256(_mm256_and_si256(chunk, m4), fifth_bit(h, 2 * j)),
-                                 broadcast4(q8 + 64 * j + 4 * k));
-        hi = _mm256_dpbusd_epi32(
-            hi, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4), fifth_bit(h, 2 * j + 1)),
-            broadcast4(q8 + 64 * j + 32 + 4 * k));
+        const __m256i chunk = load256(unit + kNibbles + 32 * (8 * j + k));
+        __m256i wl = _mm256_and_si256(chunk, m4);
+        __m256i wh = _mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4);
+        if constexpr (kFifthBit) {
+          const __m256i h = load256(unit + kQ5_KxFifthBits + 32 * k);
+          wl = _mm256_or_si256(wl, fifth_bit(h, 2 * j));
+          wh = _mm256_or_si256(wh, fifth_bit(h, 2 * j + 1));
+        }
+        lo = _mm256_dpbusd_epi32(lo, wl, broadcast4(q8 + 64 * j + 4 * k));
+        hi = _mm256_dpbusd_epi32(hi, wh, broadcast4(q8 + 64 * j + 32 + 4 * k));
       }
       const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 32 + 16 * j));
       sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(lo, _mm256_cvtepu8_epi32(sc)));
@@ -171,8 +150,8 @@ const KernelTable& vnni_table() {
     t.name = "avx512vnni";
     t.q4_0x8 = tile_q4_0x8;
     t.q8_0x8 = tile_x8<Q8_0Cols>;
-    t.q4_kx8 = tile_kx8<q4_k_group>;
-    t.q5_kx8 = tile_kx8<q5_k_group>;
+    t.q4_kx8 = tile_kx8<q45_k_group<false>>;
+    t.q5_kx8 = tile_kx8<q45_k_group<true>>;
     t.q6_kx8 = tile_kx8<q6k_group_x_col>;
     return t;
   }();
