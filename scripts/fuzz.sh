@@ -11,16 +11,22 @@ build="$root/build-fuzz"
 cd "$root"
 # Configured every time (quick once done), so new targets are known.
 CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAIFN_FUZZ=ON > /dev/null
-all=(http_request_fuzz json_schema_fuzz toml_fuzz aifn_archive_fuzz gguf_fuzz tokenizer_fuzz runtime_api_fuzz
-     openai_request_fuzz upstream_sse_fuzz)
+all=(http_request_fuzz json_schema_fuzz toml_fuzz aifn_archive_fuzz gguf_fuzz model_fuzz tokenizer_fuzz
+     runtime_api_fuzz openai_request_fuzz upstream_sse_fuzz)
 # FUZZ_TARGETS="a b" runs only those.
 read -r -a targets <<< "${FUZZ_TARGETS:-${all[*]}}"
 cmake --build "$build" --target "${targets[@]}" aifn-gen-model -j"$(nproc)"
 
 # Seeds that are made rather than committed: a small GGUF and a tar.gz.
-mkdir -p fuzz-out/seeds/gguf_fuzz fuzz-out/seeds/aifn_archive_fuzz
+mkdir -p fuzz-out/seeds/gguf_fuzz fuzz-out/seeds/model_fuzz fuzz-out/seeds/aifn_archive_fuzz
 [ -f fuzz-out/seeds/gguf_fuzz/tiny.gguf ] || \
   "$build/aifn-gen-model" --out fuzz-out/seeds/gguf_fuzz/tiny.gguf --type q4_0 --n-embd 32 --layers 1 --vocab 512
+# Models for model_fuzz: one per block size, small enough to mutate quickly.
+[ -f fuzz-out/seeds/model_fuzz/q4_0.gguf ] || \
+  "$build/aifn-gen-model" --out fuzz-out/seeds/model_fuzz/q4_0.gguf --type q4_0 --n-embd 32 --layers 1 --vocab 400
+[ -f fuzz-out/seeds/model_fuzz/q5_k.gguf ] || \
+  "$build/aifn-gen-model" --out fuzz-out/seeds/model_fuzz/q5_k.gguf --type q5_k --n-embd 256 --ff 256 \
+    --heads 2 --kv-heads 1 --layers 1 --vocab 400
 [ -f fuzz-out/seeds/aifn_archive_fuzz/hello.tar.gz ] || \
   tar -C examples -czf fuzz-out/seeds/aifn_archive_fuzz/hello.tar.gz hello-node
 

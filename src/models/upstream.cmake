@@ -22,4 +22,5 @@ aifn_unit_test(aifn_upstream_test
   ${CMAKE_CURRENT_LIST_DIR}/openai_provider_test.cpp)
 target_link_libraries(aifn_upstream_test PRIVATE aifn_upstream aifn_upstream_testing)
 
-aifn_fuzz_target(upstream_sse_fuzz SOURCES ${CMAKE_CURRENT_LIST_DIR}/upstream_sse_fuzz.cpp LIBS aifn_upstream)
+aifn_fuzz_target(upstream_sse_fuzz SOURCES ${CMAKE_CURRENT_LIST_DIR}/upstream_sse_fuzz.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/upstream_sse.cpp LIBS aifn_upstream)
