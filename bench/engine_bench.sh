@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Engine benchmark: generates TinyLlama-shaped models (n_embd 2048, 22 layers,
-# 32 heads, 4 KV heads, n_ff 5632, vocab 32000) in Q4_0, Q8_0 and Q4_K, measures
+# 32 heads, 4 KV heads, n_ff 5632, vocab 32000) in Q4_0, Q8_0, Q4_K and Q5_K, measures
 # STREAM-triad memory bandwidth in the same run, and prints prompt-processing
 # and generation tokens/s plus generation as a fraction of the bandwidth bound
 # (bandwidth / bytes of weights read per token).
 #   bench/engine_bench.sh [BUILD_DIR] [extra aifn-engine-bench flags]
-# Models are cached in ${AIFN_BENCH_DIR:-/tmp} (about 2.5 GB for all three).
+# Models are cached in ${AIFN_BENCH_DIR:-/tmp} (about 3.2 GB for all four).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-$root/build}"
@@ -14,5 +14,5 @@ bin="$build/aifn-engine-bench"
 if [ ! -x "$bin" ]; then
   cmake --build "$build" --target aifn-engine-bench -j2 >/dev/null
 fi
-"$bin" --threads "${AIFN_BENCH_THREADS:-2}" --types q4_0,q8_0,q4_k --prompt 128 --gen 32 --reps 3 \
+"$bin" --threads "${AIFN_BENCH_THREADS:-2}" --types q4_0,q8_0,q4_k,q5_k --prompt 128 --gen 32 --reps 3 \
   --dir "${AIFN_BENCH_DIR:-/tmp}" --keep "$@"
