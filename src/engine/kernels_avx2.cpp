@@ -381,11 +381,9 @@ struct Q8_0Cols {
 template <bool kFifthBit>
 void q45k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
   constexpr size_t kUnit = kFifthBit ? kQ5_Kx8UnitBytes : kQ4_Kx8UnitBytes;
-  constexpr size_t kNibbles = kFifthBit ? kQ5_KxNibbles : kQ4_KxNibbles;
   // Chunks per int16 sum of maddubs pairs: 8 for 4-bit weights (<= 30480),
   // 4 for 5-bit ones (<= 31744).
   constexpr int kPerSum = kFifthBit ? 4 : 8;
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
@@ -399,14 +397,8 @@ void q45k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float
         __m256i lo16 = _mm256_setzero_si256(), hi16 = _mm256_setzero_si256();
 #pragma GCC unroll 8
         for (int k = k0; k < k0 + kPerSum; ++k) {
-          const __m256i chunk = load256(unit + kNibbles + 32 * (8 * j + k));
-          __m256i lo = _mm256_and_si256(chunk, m4);
-          __m256i hi = _mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4);
-          if constexpr (kFifthBit) {
-            const __m256i h = load256(unit + kQ5_KxFifthBits + 32 * k);
-            lo = _mm256_or_si256(lo, fifth_bit(h, 2 * j));
-            hi = _mm256_or_si256(hi, fifth_bit(h, 2 * j + 1));
-          }
+          __m256i lo, hi;
+          q45k_chunk<kFifthBit>(unit, j, k, &lo, &hi);
           lo16 = _mm256_add_epi16(lo16, _mm256_maddubs_epi16(lo, broadcast4(q8 + 64 * j + 4 * k)));
           hi16 = _mm256_add_epi16(hi16, _mm256_maddubs_epi16(hi, broadcast4(q8 + 64 * j + 32 + 4 * k)));
         }

@@ -110,8 +110,6 @@ void tile_q4_0x8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, si
 template <bool kFifthBit>
 void q45_k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
   constexpr size_t kUnit = kFifthBit ? kQ5_Kx8UnitBytes : kQ4_Kx8UnitBytes;
-  constexpr size_t kNibbles = kFifthBit ? kQ5_KxNibbles : kQ4_KxNibbles;
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* unit = group + size_t(b) * kUnit;
@@ -122,14 +120,8 @@ void q45_k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) 
       __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
 #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
-        const __m256i chunk = load256(unit + kNibbles + 32 * (8 * j + k));
-        __m256i wl = _mm256_and_si256(chunk, m4);
-        __m256i wh = _mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4);
-        if constexpr (kFifthBit) {
-          const __m256i h = load256(unit + kQ5_KxFifthBits + 32 * k);
-          wl = _mm256_or_si256(wl, fifth_bit(h, 2 * j));
-          wh = _mm256_or_si256(wh, fifth_bit(h, 2 * j + 1));
-        }
+        __m256i wl, wh;
+        q45k_chunk<kFifthBit>(unit, j, k, &wl, &wh);
         lo = _mm256_dpbusd_epi32(lo, wl, broadcast4(q8 + 64 * j + 4 * k));
         hi = _mm256_dpbusd_epi32(hi, wh, broadcast4(q8 + 64 * j + 32 + 4 * k));
       }

@@ -101,6 +101,22 @@ inline __m256i fifth_bit(__m256i h, int p) {
   return _mm256_and_si256(moved, _mm256_set1_epi8(0x10));
 }
 
+// Chunk k of sub-block pair j of an interleaved Q4_K or (kFifthBit) Q5_K unit:
+// the 8 rows' weights as unsigned bytes, those of sub-block 2j in *lo and of
+// 2j + 1 in *hi.
+template <bool kFifthBit>
+inline void q45k_chunk(const uint8_t* unit, int j, int k, __m256i* lo, __m256i* hi) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i chunk = load256(unit + (kFifthBit ? kQ5_KxNibbles : kQ4_KxNibbles) + 32 * (8 * j + k));
+  *lo = _mm256_and_si256(chunk, m4);
+  *hi = _mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4);
+  if constexpr (kFifthBit) {
+    const __m256i h = load256(unit + kQ5_KxFifthBits + 32 * k);
+    *lo = _mm256_or_si256(*lo, fifth_bit(h, 2 * j));
+    *hi = _mm256_or_si256(*hi, fifth_bit(h, 2 * j + 1));
+  }
+}
+
 // One Q4_K unit's 8 rows before the column's scale: d * sumi - dmin * mins.
 __m256 q4_kx8_block(const uint8_t* unit, const BlockQ8K& x, __m256i sumi) {
   return _mm256_fmsub_ps(half8(unit), _mm256_cvtepi32_ps(sumi),
