@@ -161,6 +161,25 @@ void attend_scalar(const float* q, int heads, int hd, const float* k, const floa
   }
 }
 
+// attend_scalar over an F16 cache, each key and value widened as it is read.
+void attend_f16_scalar(const float* q, int heads, int hd, const uint16_t* k, const uint16_t* v, size_t kv_stride, int n,
+                       float scale, float* scratch, float* out) {
+  for (int h = 0; h < heads; ++h) {
+    const float* qh = q + size_t(h) * hd;
+    for (int j = 0; j < n; ++j) {
+      float s = 0;
+      for (int d = 0; d < hd; ++d) s += fp16_to_fp32(k[size_t(j) * kv_stride + size_t(d)]) * qh[d];
+      scratch[j] = s;
+    }
+    softmax_scalar(scratch, n, scale);
+    for (int d = 0; d < hd; ++d) {
+      float o = 0;
+      for (int j = 0; j < n; ++j) o += scratch[j] * fp16_to_fp32(v[size_t(j) * kv_stride + size_t(d)]);
+      out[size_t(h) * hd + size_t(d)] = o;
+    }
+  }
+}
+
 }  // namespace
 
 TileFn KernelTable::for_type(uint32_t t) const {
@@ -210,6 +229,7 @@ const KernelTable& scalar_kernels() {
       softmax_scalar,
       rms_norm_scalar,
       attend_scalar,
+      attend_f16_scalar,
   };
   return table;
 }

@@ -36,6 +36,9 @@ using WeightedSumFn = void (*)(const float* weights, int n, const float* v, size
 // value once for up to 8 heads.
 using AttendFn = void (*)(const float* q, int heads, int hd, const float* k, const float* v, size_t kv_stride, int n,
                           float scale, float* scratch, float* out);
+// The same over an F16 KV cache (IEEE half precision, kv_stride in halves).
+using AttendF16Fn = void (*)(const float* q, int heads, int hd, const uint16_t* k, const uint16_t* v, size_t kv_stride,
+                             int n, float scale, float* scratch, float* out);
 
 // Writes one prepared activation column (the format above for Q8_0, a
 // BlockQ8K row for Q8_K) from n floats. Every table's output is bit for bit
@@ -64,6 +67,7 @@ struct KernelTable {
   SoftmaxFn softmax;
   RmsNormFn rms_norm;
   AttendFn attend;
+  AttendF16Fn attend_f16;
   TileFn for_type(uint32_t ggml_type) const;  // nullptr when unsupported
   TileFn for_layout(uint32_t ggml_type, bool interleaved) const;  // for_type, or an x8 kernel
 };

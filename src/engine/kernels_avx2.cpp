@@ -692,20 +692,26 @@ inline __m256 hsum_8x8(const __m256 v[8]) {
   return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
 }
 
+// 8 keys or values as floats, from an F32 or an F16 cache.
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline float to_f32(float x) { return x; }
+inline float to_f32(uint16_t h) { return _cvtsh_ss(h); }
+
 // kHeads (<= 8) query heads against one KV head, hd % 8 == 0. Lane h of each
 // 8-float score vector belongs to head h, so the softmax runs on all heads at
 // once; scratch[8j + h] is head h's weight of position j.
-template <int kHeads>
-void attend_heads(const float* q, int hd, const float* k, const float* v, size_t kv_stride, int n, float scale,
+template <int kHeads, typename T>
+void attend_heads(const float* q, int hd, const T* k, const T* v, size_t kv_stride, int n, float scale,
                   float* scratch, float* out) {
   __m256 m = _mm256_set1_ps(-INFINITY);
   for (int j = 0; j < n; ++j) {
-    const float* kj = k + size_t(j) * kv_stride;
+    const T* kj = k + size_t(j) * kv_stride;
     __m256 acc[8];
 #pragma GCC unroll 8
     for (int h = 0; h < 8; ++h) acc[h] = _mm256_setzero_ps();
     for (int d = 0; d < hd; d += 8) {
-      const __m256 kd = _mm256_loadu_ps(kj + d);
+      const __m256 kd = load8(kj + d);
 #pragma GCC unroll 8
       for (int h = 0; h < kHeads; ++h) acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + size_t(h) * hd + d), kd, acc[h]);
     }
@@ -726,7 +732,7 @@ void attend_heads(const float* q, int hd, const float* k, const float* v, size_t
 #pragma GCC unroll 8
     for (int h = 0; h < kHeads; ++h) o[h] = _mm256_setzero_ps();
     for (int j = 0; j < n; ++j) {
-      const __m256 vd = _mm256_loadu_ps(v + size_t(j) * kv_stride + d);
+      const __m256 vd = load8(v + size_t(j) * kv_stride + d);
 #pragma GCC unroll 8
       for (int h = 0; h < kHeads; ++h) o[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(scratch + 8 * j + h), vd, o[h]);
     }
@@ -735,14 +741,23 @@ void attend_heads(const float* q, int hd, const float* k, const float* v, size_t
   }
 }
 
-void attend(const float* q, int heads, int hd, const float* k, const float* v, size_t kv_stride, int n, float scale,
+// T is float, or uint16_t for an F16 cache.
+template <typename T>
+void attend(const float* q, int heads, int hd, const T* k, const T* v, size_t kv_stride, int n, float scale,
             float* scratch, float* out) {
   if (hd % 8 != 0) {  // no real model; one head at a time
     for (int h = 0; h < heads; ++h) {
-      tile_f32(reinterpret_cast<const uint8_t*>(k), kv_stride * 4, n,
-               reinterpret_cast<const uint8_t*>(q + size_t(h) * hd), 0, 1, hd, scratch, 0);
+      for (int j = 0; j < n; ++j) {
+        float s = 0;
+        for (int d = 0; d < hd; ++d) s += to_f32(k[size_t(j) * kv_stride + size_t(d)]) * q[size_t(h) * hd + size_t(d)];
+        scratch[j] = s;
+      }
       softmax(scratch, n, scale);
-      weighted_sum(scratch, n, v, kv_stride, hd, out + size_t(h) * hd);
+      for (int d = 0; d < hd; ++d) {
+        float o = 0;
+        for (int j = 0; j < n; ++j) o += scratch[j] * to_f32(v[size_t(j) * kv_stride + size_t(d)]);
+        out[size_t(h) * hd + size_t(d)] = o;
+      }
     }
     return;
   }
@@ -750,14 +765,14 @@ void attend(const float* q, int heads, int hd, const float* k, const float* v, s
     const float* qh = q + size_t(h0) * hd;
     float* oh = out + size_t(h0) * hd;
     switch (std::min(8, heads - h0)) {
-      case 8: attend_heads<8>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
-      case 7: attend_heads<7>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
-      case 6: attend_heads<6>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
-      case 5: attend_heads<5>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
-      case 4: attend_heads<4>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
-      case 3: attend_heads<3>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
-      case 2: attend_heads<2>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
-      default: attend_heads<1>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      case 8: attend_heads<8, T>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      case 7: attend_heads<7, T>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      case 6: attend_heads<6, T>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      case 5: attend_heads<5, T>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      case 4: attend_heads<4, T>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      case 3: attend_heads<3, T>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      case 2: attend_heads<2, T>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
+      default: attend_heads<1, T>(qh, hd, k, v, kv_stride, n, scale, scratch, oh); break;
     }
   }
 }
@@ -773,7 +788,7 @@ const KernelTable& avx2_table() {
       tile_kx8<q6k_group_x_col>,
       weighted_sum,
       prepare_q8_0,   prepare_q8_k,       swiglu,             softmax,         rms_norm,
-      attend,
+      attend<float>,  attend<uint16_t>,
   };
   return table;
 }

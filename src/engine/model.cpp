@@ -204,16 +204,22 @@ void Model::copy_weights_to_huge_pages() {
   weights_ = std::move(buf);
 }
 
-Session::Session(std::shared_ptr<const Model> model, ThreadPool& pool, int n_ctx, const KernelTable* kernels)
-    : model_(std::move(model)), pool_(pool), kernels_(kernels != nullptr ? *kernels : best_kernels()) {
+Session::Session(std::shared_ptr<const Model> model, ThreadPool& pool, int n_ctx, const KernelTable* kernels,
+                 KvCache kv)
+    : model_(std::move(model)), pool_(pool), kernels_(kernels != nullptr ? *kernels : best_kernels()), kv_(kv) {
   const ModelConfig& c = model_->config();
   n_ctx_ = n_ctx > 0 ? n_ctx : std::min(c.n_ctx_train, kDefaultCtxCap);
   kv_dim_ = c.head_dim * c.n_head_kv;
   n_heads_kv_ = c.n_head_kv;
   head_dim_ = c.head_dim;
-  size_t kv = size_t(c.n_layer) * size_t(n_ctx_) * size_t(kv_dim_);
-  k_cache_.assign(kv, 0.f);
-  v_cache_.assign(kv, 0.f);
+  const size_t values = size_t(c.n_layer) * size_t(n_ctx_) * size_t(kv_dim_);
+  if (kv_ == KvCache::kF32) {
+    k_cache_.assign(values, 0.f);
+    v_cache_.assign(values, 0.f);
+  } else {
+    k_half_.assign(values, 0);
+    v_half_.assign(values, 0);
+  }
   scores_.assign(size_t(pool_.size()), std::vector<float>(8 * size_t(n_ctx_)));  // attend()'s scratch
 }
 
@@ -284,8 +290,13 @@ void Session::attention(int layer, int n) {
       const int n_keys = n_past_ + t + 1;  // causal: positions 0..pos
       const size_t first = size_t(t) * c.n_embd + size_t(kvh) * group * hd;
       const size_t at = kv_slot(layer, kvh, 0);
-      kernels_.attend(q_.data() + first, group, hd, k_cache_.data() + at, v_cache_.data() + at, size_t(hd), n_keys,
-                      scale, scores_[size_t(thread)].data(), attn_.data() + first);
+      float* scratch = scores_[size_t(thread)].data();
+      if (kv_ == KvCache::kF32)
+        kernels_.attend(q_.data() + first, group, hd, k_cache_.data() + at, v_cache_.data() + at, size_t(hd), n_keys,
+                        scale, scratch, attn_.data() + first);
+      else
+        kernels_.attend_f16(q_.data() + first, group, hd, k_half_.data() + at, v_half_.data() + at, size_t(hd),
+                            n_keys, scale, scratch, attn_.data() + first);
     }
   });
 }
@@ -353,8 +364,17 @@ void Session::eval_batch(const int32_t* tokens, int n, bool all_logits, float* l
       rope(k, c.n_head_kv, t);
       for (int h = 0; h < c.n_head_kv; ++h) {
         const size_t slot = kv_slot(l, h, n_past_ + t);
-        std::memcpy(&k_cache_[slot], k + size_t(h) * hd, size_t(hd) * 4);
-        std::memcpy(&v_cache_[slot], v + size_t(h) * hd, size_t(hd) * 4);
+        const float* kh = k + size_t(h) * hd;
+        const float* vh = v + size_t(h) * hd;
+        if (kv_ == KvCache::kF32) {
+          std::memcpy(&k_cache_[slot], kh, size_t(hd) * 4);
+          std::memcpy(&v_cache_[slot], vh, size_t(hd) * 4);
+        } else {
+          for (int i = 0; i < hd; ++i) {
+            k_half_[slot + size_t(i)] = fp32_to_fp16(kh[i]);
+            v_half_[slot + size_t(i)] = fp32_to_fp16(vh[i]);
+          }
+        }
       }
     }
     attention(l, n);

@@ -60,7 +60,7 @@ class Model {
   };
   Model() = default;
   // Moves every weight matrix out of the file mapping into memory the model
-  // owns, backed by huge pages (HugeBuffer), Q4_0, Q8_0, Q4_K and Q6_K ones with a
+  // owns, backed by huge pages (HugeBuffer), Q4_0, Q8_0, Q4_K, Q5_K and Q6_K ones with a
   // multiple of 8 rows rearranged as repack.h says. Token generation streams all weights
   // per token: measured, this is what lets it approach the memory bandwidth.
   // The file's pages are released from this process (they stay in the page
@@ -81,11 +81,17 @@ class Model {
 // every token, n_embd floats per token (embeddings, Engine::embed).
 enum class Logits { kLast, kAll, kHidden };
 
+// What the KV cache holds. F16 (llama.cpp's default too) halves its memory and
+// what attention reads per token; F32 keeps keys and values exact, which the
+// tests against llama.cpp's F32-cache reference vectors use.
+enum class KvCache { kF16, kF32 };
+
 class Session {
  public:
   // n_ctx <= 0 means the model's training context (capped at 4096). kernels
   // defaults to best_kernels() (tests pass scalar_kernels()).
-  Session(std::shared_ptr<const Model> model, ThreadPool& pool, int n_ctx = 0, const KernelTable* kernels = nullptr);
+  Session(std::shared_ptr<const Model> model, ThreadPool& pool, int n_ctx = 0, const KernelTable* kernels = nullptr,
+          KvCache kv = KvCache::kF16);
 
   int n_ctx() const { return n_ctx_; }
   int n_past() const { return n_past_; }
@@ -112,7 +118,10 @@ class Session {
   // [layer][kv head][pos][head_dim]: a KV head's keys are one contiguous run,
   // which attention streams (with positions interleaved, [pos][kv_dim], each
   // head read 256-byte pieces 1 KiB apart and ran at a fraction of the bandwidth).
+  // One pair is in use, as kv_ says.
+  KvCache kv_;
   std::vector<float> k_cache_, v_cache_;
+  std::vector<uint16_t> k_half_, v_half_;
   size_t kv_slot(int layer, int kv_head, int pos) const {
     return ((size_t(layer) * size_t(n_heads_kv_) + size_t(kv_head)) * size_t(n_ctx_) + size_t(pos)) * size_t(head_dim_);
   }

@@ -310,26 +310,41 @@ TEST(Kernels, AttentionOfAHeadGroupMatchesADoubleReference) {
         std::vector<float> q = random_floats(size_t(heads) * hd, 61, 2.f);
         std::vector<float> k = random_floats(size_t(n) * kv_stride, 62), v = random_floats(size_t(n) * kv_stride, 63);
         const float scale = 1.f / std::sqrt(float(hd));
-        std::vector<double> ref(size_t(heads) * hd);
-        for (int h = 0; h < heads; ++h) {
-          std::vector<double> s(static_cast<size_t>(n));
-          double mx = -1e300, sum = 0;
-          for (int j = 0; j < n; ++j) {
+        auto reference = [&](const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v) {
+          std::vector<double> ref(size_t(heads) * hd);
+          for (int h = 0; h < heads; ++h) {
+            std::vector<double> s(static_cast<size_t>(n));
+            double mx = -1e300, sum = 0;
+            for (int j = 0; j < n; ++j) {
+              for (int d = 0; d < hd; ++d)
+                s[size_t(j)] += double(q[size_t(h * hd + d)]) * k[size_t(j) * kv_stride + size_t(d)];
+              mx = std::max(mx, s[size_t(j)] * scale);
+            }
+            for (int j = 0; j < n; ++j) sum += s[size_t(j)] = std::exp(s[size_t(j)] * scale - mx);
             for (int d = 0; d < hd; ++d)
-              s[size_t(j)] += double(q[size_t(h * hd + d)]) * k[size_t(j) * kv_stride + size_t(d)];
-            mx = std::max(mx, s[size_t(j)] * scale);
+              for (int j = 0; j < n; ++j)
+                ref[size_t(h * hd + d)] += s[size_t(j)] / sum * v[size_t(j) * kv_stride + size_t(d)];
           }
-          for (int j = 0; j < n; ++j) sum += s[size_t(j)] = std::exp(s[size_t(j)] * scale - mx);
-          for (int d = 0; d < hd; ++d)
-            for (int j = 0; j < n; ++j)
-              ref[size_t(h * hd + d)] += s[size_t(j)] / sum * v[size_t(j) * kv_stride + size_t(d)];
-        }
+          return ref;
+        };
+        // The same keys and values as halves; the reference reads them rounded too.
+        std::vector<uint16_t> k16(k.size()), v16(v.size());
+        for (size_t i = 0; i < k.size(); ++i) k16[i] = fp32_to_fp16(k[i]);
+        for (size_t i = 0; i < v.size(); ++i) v16[i] = fp32_to_fp16(v[i]);
+        for (size_t i = 0; i < k.size(); ++i) k[i] = fp16_to_fp32(k16[i]);
+        for (size_t i = 0; i < v.size(); ++i) v[i] = fp16_to_fp32(v16[i]);
+        const std::vector<double> ref16 = reference(q, k, v);
         for (const KernelTable* t : tables) {
           std::vector<float> scratch(8 * size_t(n)), out(size_t(heads) * hd, -7.f);
           t->attend(q.data(), heads, hd, k.data(), v.data(), kv_stride, n, scale, scratch.data(), out.data());
           for (size_t i = 0; i < out.size(); ++i)
-            ASSERT_NEAR(out[i], ref[i], 1e-5)
+            ASSERT_NEAR(out[i], ref16[i], 1e-5)
                 << t->name << " hd=" << hd << " heads=" << heads << " n=" << n << " i=" << i;
+          std::vector<float> out16(size_t(heads) * hd, -7.f);
+          t->attend_f16(q.data(), heads, hd, k16.data(), v16.data(), kv_stride, n, scale, scratch.data(), out16.data());
+          for (size_t i = 0; i < out16.size(); ++i)
+            ASSERT_NEAR(out16[i], ref16[i], 1e-5)
+                << t->name << " f16 hd=" << hd << " heads=" << heads << " n=" << n << " i=" << i;
         }
       }
     }
