@@ -263,7 +263,8 @@ class ResponseStream extends Writable {
       if (cb) cb(err);
     };
     if (this.started_ && !this.conn_.connected) { done(new Error('lost the Runtime API connection')); return; }
-    this.conn_.write(this.head_() + tail, done);
+    // The next GET /next rides with the last chunk, as with whole results.
+    this.conn_.write(this.head_() + tail + this.conn_.head('GET', kNextPath), done);
   }
 
   // Ends the body with `err` in the trailers, after what was written before.
@@ -299,13 +300,14 @@ async function invokeStreaming(conn, handler, id, event, context) {
   } catch (err) {
     if (!stream.started && !stream.writableEnded) {
       stream.abandon();
-      await postError(conn, `${base}/error`, err);
+      await postError(conn, `${base}/error`, err, kNextPath);
       return;
     }
     stream.fail(err);
   }
   await stream.terminated;
   await conn.response();
+  conn.markPipelined();
 }
 
 // awslambda.HttpResponseStream.from: Lambda prepends a JSON prelude for

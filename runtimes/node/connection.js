@@ -64,6 +64,10 @@ class Connection {
     return res;
   }
 
+  // For a request written piece by piece (a streamed result): its last write
+  // carried a GET too, and its own answer has been read.
+  markPipelined() { this.pipelined_ = this.sock_ !== null; }
+
   // True once: the last request() also asked for the next answer (thenGet).
   takePipelined() {
     const was = this.pipelined_;

@@ -213,8 +213,7 @@ class RuntimeClient:
                 body = error_body(exc)
                 trailers = (f"{TRAILER_TYPE}: {_header_safe(body['errorType'])}\r\n"
                             f"{TRAILER_BODY}: {_b64(json.dumps(body))}\r\n")
-                conn.send(b"0\r\n" + trailers.encode("ascii") + b"\r\n")
-                conn.read_response()
+                self._end_stream(b"0\r\n" + trailers.encode("ascii") + b"\r\n")
                 return
             if not data:
                 continue  # a zero-length chunk would end the body
@@ -224,8 +223,15 @@ class RuntimeClient:
                 started = True
             conn.send(chunk)
         last = b"0\r\n\r\n"
-        conn.send(last if started else self._stream_head(path, content_type_of(None)) + last)
+        self._end_stream(last if started else self._stream_head(path, content_type_of(None)) + last)
+
+    def _end_stream(self, tail):
+        """Sends a stream's last chunk with the next GET /next (pipelined, as
+        post_json's then_next does) and reads the stream's answer."""
+        conn = self._conn
+        conn.send(tail + conn.head("GET", NEXT_PATH, ""))
         conn.read_response()
+        self._next_sent = conn.is_open()
 
     def _stream_head(self, path, content_type):
         return self._conn.head("POST", path, (
@@ -384,7 +390,7 @@ def invoke(client, handler, request_id, headers, body):
     try:
         client.stream(request_id, result, lambda item: context.content_type or _default_content_type(item))
     except HandlerFailed as failed:
-        client.post_error(base + "/error", failed.error)
+        client.post_error(base + "/error", failed.error, then_next=True)
 
 
 def loop(host, port, handler):

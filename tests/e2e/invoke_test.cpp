@@ -82,6 +82,32 @@ TEST(Invoke, AnInstanceServesTheNextCallAfterAnError) {
   }
 }
 
+TEST(Invoke, AnInstanceServesStreamAfterStreamWhateverTheirEnd) {
+  // A streamed answer's last chunk, an error trailer or an error post carries
+  // the next GET /next (pipelined): one instance takes every call in turn.
+  FunctionsDir fns{{"st-node", "", "node", "index.stream"}, {"st-py", "", "python", "probe.stream"}};
+  Server s(fns.path());
+  for (const std::string fn : {"st-node", "st-py"}) {
+    for (int i = 0; i < 2; ++i) {
+      auto ok = s.post("/fn/" + fn, R"({"chunks":2,"gap_ms":0})");
+      EXPECT_EQ(ok.status, 200) << fn << s.log();
+      EXPECT_EQ(ok.body, "chunk0\nchunk1\n") << fn;
+      std::string sent;  // failing after its first chunk: cut without the terminating chunk (API.md)
+      auto broken = http::fetch({.method = "POST", .url = s.url("/fn/" + fn), .body = R"({"chunks":3,"gap_ms":0,"fail_at":1})",
+                                 .on_data = [&](std::string_view d) { sent += d; }});
+      EXPECT_FALSE(broken) << fn;
+      EXPECT_EQ(sent, "chunk0\n") << fn;
+      auto thrown = s.post("/fn/" + fn, R"({"throw":"early"})");
+      EXPECT_EQ(thrown.status, 500) << fn << " " << thrown.body;
+      EXPECT_NE(thrown.body.find("early"), std::string::npos) << fn << " " << thrown.body;
+    }
+    auto last = s.post("/fn/" + fn, R"({"chunks":1,"gap_ms":0})");
+    EXPECT_EQ(last.body, "chunk0\n") << fn;
+    auto instances = json(s.get("/admin/functions/" + fn + "/instances").body).at("instances").as_array();
+    EXPECT_EQ(instances.size(), 1u) << fn;
+  }
+}
+
 TEST(Invoke, StreamedFirstBytesArriveLongBeforeTheEnd) {
   FunctionsDir fns{{"stream", "", "node", "index.stream"}};
   Server s(fns.path());

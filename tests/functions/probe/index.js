@@ -64,9 +64,11 @@ exports.handler = async (event, context) => {
 };
 
 exports.stream = awslambda.streamifyResponse(async (event, stream) => {
+  if (event.throw) throw new Error(event.throw); // before anything was written
   stream.setContentType(event.sse ? 'text/event-stream' : 'text/plain');
   const n = event.chunks || 5;
   for (let i = 0; i < n; i++) {
+    if (event.fail_at === i) throw new Error('failed mid-stream');
     stream.write(event.sse ? `data: ${i}\n\n` : `chunk${i}\n`);
     await sleep(event.gap_ms === undefined ? 200 : event.gap_ms);
   }

@@ -12,6 +12,10 @@ def handler(event, context):
 
 
 def stream(event, context):
+    if event.get("throw"):
+        raise ValueError(event["throw"])  # before anything was yielded
     for i in range(event.get("chunks", 5)):
+        if event.get("fail_at") == i:
+            raise ValueError("failed mid-stream")
         yield f"chunk{i}\n"
         time.sleep(event.get("gap_ms", 200) / 1000)
