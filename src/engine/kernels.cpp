@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
+#include <vector>
 
 #include "engine/quant.h"
 #include "engine/repack.h"
@@ -161,23 +162,13 @@ void attend_scalar(const float* q, int heads, int hd, const float* k, const floa
   }
 }
 
-// attend_scalar over an F16 cache, each key and value widened as it is read.
+// attend_scalar over an F16 cache: the KV head's keys and values widened first.
 void attend_f16_scalar(const float* q, int heads, int hd, const uint16_t* k, const uint16_t* v, size_t kv_stride, int n,
                        float scale, float* scratch, float* out) {
-  for (int h = 0; h < heads; ++h) {
-    const float* qh = q + size_t(h) * hd;
-    for (int j = 0; j < n; ++j) {
-      float s = 0;
-      for (int d = 0; d < hd; ++d) s += fp16_to_fp32(k[size_t(j) * kv_stride + size_t(d)]) * qh[d];
-      scratch[j] = s;
-    }
-    softmax_scalar(scratch, n, scale);
-    for (int d = 0; d < hd; ++d) {
-      float o = 0;
-      for (int j = 0; j < n; ++j) o += scratch[j] * fp16_to_fp32(v[size_t(j) * kv_stride + size_t(d)]);
-      out[size_t(h) * hd + size_t(d)] = o;
-    }
-  }
+  std::vector<float> kf(size_t(n) * size_t(hd)), vf(kf.size());
+  fp16_rows_to_fp32(k, kv_stride, n, hd, kf.data());
+  fp16_rows_to_fp32(v, kv_stride, n, hd, vf.data());
+  attend_scalar(q, heads, hd, kf.data(), vf.data(), size_t(hd), n, scale, scratch, out);
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "engine/kernels.h"
 #include "engine/kernels_x8.h"
@@ -695,8 +697,6 @@ inline __m256 hsum_8x8(const __m256 v[8]) {
 // 8 keys or values as floats, from an F32 or an F16 cache.
 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
 inline __m256 load8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-inline float to_f32(float x) { return x; }
-inline float to_f32(uint16_t h) { return _cvtsh_ss(h); }
 
 // kHeads (<= 8) query heads against one KV head, hd % 8 == 0. Lane h of each
 // 8-float score vector belongs to head h, so the softmax runs on all heads at
@@ -746,17 +746,17 @@ template <typename T>
 void attend(const float* q, int heads, int hd, const T* k, const T* v, size_t kv_stride, int n, float scale,
             float* scratch, float* out) {
   if (hd % 8 != 0) {  // no real model; one head at a time
-    for (int h = 0; h < heads; ++h) {
-      for (int j = 0; j < n; ++j) {
-        float s = 0;
-        for (int d = 0; d < hd; ++d) s += to_f32(k[size_t(j) * kv_stride + size_t(d)]) * q[size_t(h) * hd + size_t(d)];
-        scratch[j] = s;
-      }
-      softmax(scratch, n, scale);
-      for (int d = 0; d < hd; ++d) {
-        float o = 0;
-        for (int j = 0; j < n; ++j) o += scratch[j] * to_f32(v[size_t(j) * kv_stride + size_t(d)]);
-        out[size_t(h) * hd + size_t(d)] = o;
+    if constexpr (std::is_same_v<T, uint16_t>) {  // widened first
+      std::vector<float> kf(size_t(n) * size_t(hd)), vf(kf.size());
+      fp16_rows_to_fp32(k, kv_stride, n, hd, kf.data());
+      fp16_rows_to_fp32(v, kv_stride, n, hd, vf.data());
+      attend<float>(q, heads, hd, kf.data(), vf.data(), size_t(hd), n, scale, scratch, out);
+    } else {
+      for (int h = 0; h < heads; ++h) {
+        tile_f32(reinterpret_cast<const uint8_t*>(k), kv_stride * 4, n,
+                 reinterpret_cast<const uint8_t*>(q + size_t(h) * hd), 0, 1, hd, scratch, 0);
+        softmax(scratch, n, scale);
+        weighted_sum(scratch, n, v, kv_stride, hd, out + size_t(h) * hd);
       }
     }
     return;

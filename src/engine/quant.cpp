@@ -88,6 +88,11 @@ uint16_t fp32_to_fp16(float f) {
   return uint16_t(sign | (r >> 13));
 }
 
+void fp16_rows_to_fp32(const uint16_t* src, size_t src_stride, int rows, int cols, float* dst) {
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) dst[size_t(r) * size_t(cols) + size_t(c)] = fp16_to_fp32(src[size_t(r) * src_stride + size_t(c)]);
+}
+
 uint16_t fp32_to_bf16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);

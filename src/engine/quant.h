@@ -58,6 +58,8 @@ static_assert(sizeof(BlockQ8K) == 292);
 // IEEE half <-> float, round-to-nearest-even (as F16C / ggml).
 float fp16_to_fp32(uint16_t h);
 uint16_t fp32_to_fp16(float f);
+// rows x cols halves, rows src_stride apart, into packed floats (cols apart).
+void fp16_rows_to_fp32(const uint16_t* src, size_t src_stride, int rows, int cols, float* dst);
 inline float bf16_to_fp32(uint16_t h) {
   uint32_t u = uint32_t(h) << 16;
   float f;
