@@ -13,7 +13,7 @@ http
       try {
         name = JSON.parse(Buffer.concat(parts).toString() || '{}').name || name;
       } catch {
-        // a bad body still gets the default greeting, as in the benchmark it never happens
+        // a body that is not JSON gets the default greeting (the benchmark never sends one)
       }
       const body = JSON.stringify({ message: `hello, ${name}` });
       res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
