@@ -141,8 +141,10 @@ void q6k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float*
     __m256i sumi = _mm256_setzero_si256(), corr = _mm256_setzero_si256();
     for (int n = 0; n < 2; ++n) {
       __m256i sub[2][4];  // [second 16 of the quarter][quarter]
+#pragma GCC unroll 2
       for (int h = 0; h < 2; ++h) {
         for (int quarter = 0; quarter < 4; ++quarter) sub[h][quarter] = _mm256_setzero_si256();
+#pragma GCC unroll 2
         for (int pair = 0; pair < 2; ++pair) {
           [[maybe_unused]] __m256i s16[4];
 #pragma GCC unroll 2
