@@ -162,6 +162,10 @@ void attend_scalar(const float* q, int heads, int hd, const float* k, const floa
   }
 }
 
+void to_f16_scalar(const float* x, uint16_t* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = fp32_to_fp16(x[i]);
+}
+
 // attend_scalar over an F16 cache: the KV head's keys and values widened first.
 void attend_f16_scalar(const float* q, int heads, int hd, const uint16_t* k, const uint16_t* v, size_t kv_stride, int n,
                        float scale, float* scratch, float* out) {
@@ -221,6 +225,7 @@ const KernelTable& scalar_kernels() {
       rms_norm_scalar,
       attend_scalar,
       attend_f16_scalar,
+      to_f16_scalar,
   };
   return table;
 }

@@ -68,6 +68,9 @@ struct KernelTable {
   RmsNormFn rms_norm;
   AttendFn attend;
   AttendF16Fn attend_f16;
+  // out[i] = x[i] rounded to the nearest half (ties to even), as fp32_to_fp16:
+  // the keys and values going into an F16 KV cache.
+  void (*to_f16)(const float* x, uint16_t* out, int64_t n);
   TileFn for_type(uint32_t ggml_type) const;  // nullptr when unsupported
   TileFn for_layout(uint32_t ggml_type, bool interleaved) const;  // for_type, or an x8 kernel
 };

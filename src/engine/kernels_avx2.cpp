@@ -694,6 +694,14 @@ inline __m256 hsum_8x8(const __m256 v[8]) {
   return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
 }
 
+void to_f16(const float* x, uint16_t* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (; i < n; ++i) out[i] = fp32_to_fp16(x[i]);
+}
+
 // 8 keys or values as floats, from an F32 or an F16 cache.
 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
 inline __m256 load8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
@@ -788,7 +796,7 @@ const KernelTable& avx2_table() {
       tile_kx8<q6k_group_x_col>,
       weighted_sum,
       prepare_q8_0,   prepare_q8_k,       swiglu,             softmax,         rms_norm,
-      attend<float>,  attend<uint16_t>,
+      attend<float>,  attend<uint16_t>,  to_f16,
   };
   return table;
 }

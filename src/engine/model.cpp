@@ -370,10 +370,8 @@ void Session::eval_batch(const int32_t* tokens, int n, bool all_logits, float* l
           std::memcpy(&k_cache_[slot], kh, size_t(hd) * 4);
           std::memcpy(&v_cache_[slot], vh, size_t(hd) * 4);
         } else {
-          for (int i = 0; i < hd; ++i) {
-            k_half_[slot + size_t(i)] = fp32_to_fp16(kh[i]);
-            v_half_[slot + size_t(i)] = fp32_to_fp16(vh[i]);
-          }
+          kernels_.to_f16(kh, &k_half_[slot], hd);
+          kernels_.to_f16(vh, &v_half_[slot], hd);
         }
       }
     }

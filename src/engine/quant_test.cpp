@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -297,6 +298,23 @@ TEST(Kernels, SimdElementwiseStepsMatchTheScalarOnes) {
     s.rms_norm(x.data(), w.data(), n, 1e-5f, ys.data());
     simd->rms_norm(x.data(), w.data(), n, 1e-5f, yv.data());
     for (int i = 0; i < n; ++i) EXPECT_NEAR(yv[size_t(i)], ys[size_t(i)], 1e-5f * std::fabs(ys[size_t(i)]));
+
+    // Halves for the KV cache: bit for bit, ties, subnormals, overflow and NaN included.
+    std::vector<float> h = random_floats(size_t(n), 56, 3.f);
+    const float special[] = {1.f + 1.f / 2048, 1.f + 3.f / 2048, 3e-6f, -7e-8f, 1e-9f, 65504.f, 65520.f, -1e6f,
+                             std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()};
+    for (size_t i = 0; i < h.size() && i < std::size(special); ++i) h[i] = special[i];
+    std::vector<uint16_t> hs(h.size()), hv(h.size());
+    s.to_f16(h.data(), hs.data(), n);
+    simd->to_f16(h.data(), hv.data(), n);
+    for (int i = 0; i < n; ++i) {
+      if (std::isnan(h[size_t(i)])) {
+        EXPECT_EQ(hv[size_t(i)] & 0x7C00, 0x7C00);  // a NaN (payloads may differ)
+        EXPECT_NE(hv[size_t(i)] & 0x03FF, 0);
+      } else {
+        EXPECT_EQ(hv[size_t(i)], hs[size_t(i)]) << n << " " << i << " " << h[size_t(i)];
+      }
+    }
   }
 }
 
