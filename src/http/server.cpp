@@ -212,9 +212,11 @@ net::awaitable<bool> Exchange::respond(Response& res) {
   std::string& head = conn_.head_;
   head.clear();
   head.append(res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  char code[4];
-  std::snprintf(code, sizeof code, "%03u", res.result_int() % 1000);
-  head.append(code, 3).push_back(' ');
+  const unsigned code = res.result_int() % 1000;
+  head.push_back(char('0' + code / 100));
+  head.push_back(char('0' + code / 10 % 10));
+  head.push_back(char('0' + code % 10));
+  head.push_back(' ');
   head.append(res.reason()).append("\r\n");
   for (const auto& f : res) head.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
   head.append("\r\n");
