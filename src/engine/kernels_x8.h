@@ -139,10 +139,12 @@ void q6k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float*
     const uint8_t* unit = group + size_t(b) * kQ6_Kx8UnitBytes;
     const int8_t* q8 = x[b].qs;
     __m256i sumi = _mm256_setzero_si256(), corr = _mm256_setzero_si256();
+#pragma GCC unroll 2
     for (int n = 0; n < 2; ++n) {
       __m256i sub[2][4];  // [second 16 of the quarter][quarter]
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h) {
+#pragma GCC unroll 4
         for (int quarter = 0; quarter < 4; ++quarter) sub[h][quarter] = _mm256_setzero_si256();
 #pragma GCC unroll 2
         for (int pair = 0; pair < 2; ++pair) {
@@ -158,6 +160,7 @@ void q6k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float*
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 4), m4), _mm256_and_si256(top, m30)),
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(hi, 4), m4),
                                 _mm256_and_si256(_mm256_srli_epi16(top, 2), m30))};
+#pragma GCC unroll 4
             for (int quarter = 0; quarter < 4; ++quarter) {
               const __m256i a = broadcast4(q8 + 128 * n + 32 * quarter + 4 * k);
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
@@ -169,11 +172,13 @@ void q6k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float*
             }
           }
 #if !(defined(__AVX512VNNI__) && defined(__AVX512VL__))
+#pragma GCC unroll 4
           for (int quarter = 0; quarter < 4; ++quarter)
             sub[h][quarter] = _mm256_add_epi32(sub[h][quarter], _mm256_madd_epi16(s16[quarter], ones));
 #endif
         }
       }
+#pragma GCC unroll 4
       for (int quarter = 0; quarter < 4; ++quarter) {
         // Sub-blocks 8n + 2 quarter + {0, 1}: scales interleaved by row, as int16 pairs.
         const int p = 4 * n + quarter;
