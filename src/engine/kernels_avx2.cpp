@@ -392,6 +392,9 @@ void q45k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float
     const uint8_t* unit = group + size_t(b) * kUnit;
     const int8_t* q8 = x[b].qs;
     __m256i sumi = _mm256_setzero_si256();
+    __m128i scales[4];
+    q4_kx8_scales(unit, scales);
+    const __m256 dmins = q4_kx8_dmins(unit, x[b]);
 #pragma GCC unroll 4  // fifth_bit's shifts by constants
     for (int j = 0; j < 4; ++j) {
       __m256i lo32 = _mm256_setzero_si256(), hi32 = _mm256_setzero_si256();
@@ -407,13 +410,12 @@ void q45k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float
         lo32 = _mm256_add_epi32(lo32, _mm256_madd_epi16(lo16, ones));
         hi32 = _mm256_add_epi32(hi32, _mm256_madd_epi16(hi16, ones));
       }
-      const __m256i sc_lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(unit + 32 + 16 * j)));
-      const __m256i sc_hi =
-          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(unit + 32 + 16 * j + 8)));
+      const __m256i sc_lo = _mm256_cvtepu8_epi32(scales[j]);
+      const __m256i sc_hi = _mm256_cvtepu8_epi32(_mm_srli_si128(scales[j], 8));
       sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(lo32, sc_lo));
       sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(hi32, sc_hi));
     }
-    acc = _mm256_fmadd_ps(q4_kx8_block(unit, x[b], sumi), _mm256_set1_ps(x[b].d), acc);
+    acc = _mm256_fmadd_ps(q4_kx8_block(unit, sumi, dmins), _mm256_set1_ps(x[b].d), acc);
   }
   _mm256_storeu_ps(y, acc);
 }
