@@ -42,7 +42,17 @@ inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseco
   return cond();
 }
 
-inline bool process_alive(int pid) { return pid > 0 && ::kill(pid, 0) == 0; }
+// Running, that is: a zombie has been killed and only waits for its parent to
+// reap it. (A function's own child is reparented to PID 1 when its instance is
+// killed, and on these machines PID 1 may take its time to reap it.)
+inline bool process_alive(int pid) {
+  if (pid <= 0 || ::kill(pid, 0) != 0) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const auto paren = line.rfind(')');  // the command name may hold spaces and parentheses
+  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
+}
 
 // Writes a function folder: function.toml plus files.
 inline void write_function(const fs::path& dir, const std::string& toml,
