@@ -1,8 +1,6 @@
 #include "engine/matmul.h"
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstring>
 
 #include "engine/quant.h"
@@ -30,9 +28,9 @@ int64_t total_rows(const std::vector<MatmulOut>& outs) {
   return n;
 }
 
-// Rows rounded to a multiple of 16 (at least 16), so that shares never split an
-// interleaved group of 8.
-int64_t round_to_16(double rows) { return std::max<int64_t>(16, (int64_t(rows) + 8) / 16 * 16); }
+// Rows per share when `total` rows are cut into `shares` (a multiple of 16,
+// so interleaved groups of 8 are never split).
+int64_t share_rows(int64_t total, int shares) { return std::max<int64_t>(16, (total / shares + 15) / 16 * 16); }
 
 }  // namespace
 
@@ -103,43 +101,23 @@ void matmul(const std::vector<MatmulOut>& outs, const uint8_t* act, int64_t n_to
 }
 
 void matvec(const std::vector<MatmulOut>& outs, const float* x, ThreadPool& pool, const KernelTable& kernels,
-            MatvecScratch& scratch) {
+            std::vector<std::vector<uint8_t>>& thread_act) {
   if (outs.empty()) return;
   const WeightMatrix& w0 = *outs[0].w;
   TileFn tile = kernels.for_layout(w0.type, w0.interleaved);
   const size_t bytes = act_bytes(w0.type, w0.cols);
   const int T = pool.size();
-  if (scratch.act.size() < size_t(T)) scratch.act.resize(size_t(T));
-  for (std::vector<uint8_t>& a : scratch.act)
+  if (thread_act.size() < size_t(T)) thread_act.resize(size_t(T));
+  for (std::vector<uint8_t>& a : thread_act)
     if (a.size() < bytes) a.resize(bytes);
-  if (scratch.speed.size() < size_t(T)) scratch.speed.resize(size_t(T), 1.f);
-  const int64_t total = total_rows(outs);
-  std::atomic<int64_t> claimed{0};
-  pool.parallel_for(T, 1, [&](int64_t, int64_t, int thread) {
-    uint8_t* act = scratch.act[size_t(thread)].data();
+  const int64_t share = share_rows(total_rows(outs), T);
+  pool.parallel_for(T, 1, [&](int64_t s, int64_t, int thread) {
+    uint8_t* act = thread_act[size_t(thread)].data();
     prepare_one(w0.type, x, w0.cols, act, kernels);
-    // Every thread reads the others' speeds while they may be updating them:
-    // a slightly stale value only moves a share boundary a little.
-    float sum = 0;
-    for (float& s : scratch.speed) sum += std::atomic_ref<float>(s).load(std::memory_order_relaxed);
-    std::atomic_ref<float> mine(scratch.speed[size_t(thread)]);
-    const int64_t share = round_to_16(double(mine.load(std::memory_order_relaxed)) / sum * double(total));
-    const auto t0 = std::chrono::steady_clock::now();
-    int64_t done = 0;
-    for (int64_t start; (start = claimed.fetch_add(share, std::memory_order_relaxed)) < total;) {
-      const int64_t end = std::min(total, start + share);
-      for_each_piece(outs, start, end, [&](const MatmulOut& o, int64_t r0, int64_t nr) {
-        const WeightMatrix& w = *o.w;
-        tile(w.data + size_t(r0) * w.row_stride, w.row_stride, int(nr), act, bytes, 1, w.cols, o.y + size_t(r0), o.ldy);
-      });
-      done += end - start;
-    }
-    if (done == 0) return;  // joined after the others had claimed everything
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double gbs = double(done) * double(w0.row_stride) / std::max(secs, 1e-7) * 1e-9;
-    // A moving average over about 20 passes: one pass of a small matrix is
-    // tens of microseconds, where an interrupt is a large error.
-    mine.store(float(0.95 * mine.load(std::memory_order_relaxed) + 0.05 * gbs), std::memory_order_relaxed);
+    for_each_piece(outs, s * share, (s + 1) * share, [&](const MatmulOut& o, int64_t r0, int64_t nr) {
+      const WeightMatrix& w = *o.w;
+      tile(w.data + size_t(r0) * w.row_stride, w.row_stride, int(nr), act, bytes, 1, w.cols, o.y + size_t(r0), o.ldy);
+    });
   });
 }
 

@@ -45,30 +45,17 @@ struct MatmulOut {
 void matmul(const std::vector<MatmulOut>& outs, const uint8_t* act, int64_t n_tokens, ThreadPool& pool,
             const KernelTable& kernels);
 
-// Per-session state of matvec(), kept between calls.
-struct MatvecScratch {
-  std::vector<std::vector<uint8_t>> act;  // each pool thread's prepared activation
-  // Each pool thread's recent streaming speed (GB/s, a moving average); its
-  // share of the next pass's rows is its part of the sum.
-  std::vector<float> speed;
-};
-
 // The same for one token (decode), from the floats x: each pool thread
-// prepares its own copy of the activation in scratch.act[thread] and streams
-// one contiguous share of the outputs' rows, sized by its measured speed.
+// prepares its own copy of the activation in thread_act[thread] (grown as
+// needed) and streams one contiguous share of the outputs' rows.
 //  - Own copies, made inside the parallel pass: quantising once on the
 //    calling thread between passes measured 5-14 us per matmul in a decode
 //    step on this host (0.7-1.9 us in isolation); +1-2% generation.
 //  - One share per thread instead of shrinking chunks: every chunk start is a
 //    new stream for the hardware prefetchers (+10% generation in the
-//    fast-memory minutes, Q4_0 0.74 -> 0.82 of the bound).
-//  - Shares sized by speed, not equal: at this host's fast memory level one
-//    vCPU streams up to 9% slower than the other for minutes at a time, and
-//    the faster one waited at the end of every pass (3-5% per token,
-//    alternating token by token in one process).
-//  A late worker costs time, never a lost share: a thread that finishes its
-//  share claims another one-share piece of what is left.
+//    fast-memory minutes, Q4_0 0.74 -> 0.82 of the bound). A late worker
+//    costs time, never a lost share: shares are claimed like any chunk.
 void matvec(const std::vector<MatmulOut>& outs, const float* x, ThreadPool& pool, const KernelTable& kernels,
-            MatvecScratch& scratch);
+            std::vector<std::vector<uint8_t>>& thread_act);
 
 }  // namespace aifn::engine

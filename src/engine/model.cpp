@@ -272,7 +272,7 @@ void Session::matmul_from(const float* x, int n, const std::vector<MatmulOut>& o
     const std::vector<MatmulOut> fused(outs.begin() + long(i), outs.begin() + long(j));
     i = j;
     if (n == 1) {
-      matvec(fused, x, pool_, kernels_, matvec_);
+      matvec(fused, x, pool_, kernels_, thread_act_);
       continue;
     }
     const WeightMatrix& w = *fused[0].w;

@@ -128,7 +128,7 @@ class Session {
   // Scratch, sized for the largest batch seen.
   std::vector<float> x_, h_, q_, k_, v_, attn_, gate_, up_, rope_cos_, rope_sin_;
   std::vector<uint8_t> act_;                      // a batch's prepared activations
-  MatvecScratch matvec_;  // decode: per pool thread activations and speeds
+  std::vector<std::vector<uint8_t>> thread_act_;  // one token's, per pool thread (matvec)
   std::vector<std::vector<float>> scores_;  // per pool thread: attend() scratch, 8 * n_ctx
 };
 

@@ -374,44 +374,33 @@ TEST(Kernels, MatmulSplitsRowsOverThreads) {
   const int64_t k = 64;
   // Two fused outputs of odd sizes: a share or block may span both.
   const int64_t rows[2] = {77, 45};
-  // matvec's shares follow the threads' measured speeds: equal ones, one
-  // thread far faster, one far slower (its share is the 16-row minimum).
-  const std::vector<std::vector<float>> speeds = {{}, {1.f, 20.f, 1.f}, {0.001f, 1.f, 1.f}};
   for (int64_t n_tok : {1, 9}) {  // matvec's shares, matmul's blocks
-    for (const std::vector<float>& speed : speeds) {
-      if (n_tok > 1 && !speed.empty()) continue;
-      std::vector<float> wf[2] = {random_floats(rows[0] * k, 3), random_floats(rows[1] * k, 5)};
-      std::vector<float> xf = random_floats(n_tok * k, 4);
-      WeightMatrix w[2];
-      std::vector<float> y[2];
-      std::vector<MatmulOut> outs;
-      for (int o = 0; o < 2; ++o) {
-        w[o] = WeightMatrix{uint32_t(GgmlType::F32), rows[o], k, reinterpret_cast<const uint8_t*>(wf[o].data()),
-                            size_t(k) * 4};
-        y[o].assign(rows[o] * n_tok, -1.f);
-        outs.push_back(MatmulOut{&w[o], y[o].data(), size_t(rows[o])});
-      }
-      std::vector<uint8_t> act(act_bytes(w[0].type, k) * n_tok);
-      MatvecScratch scratch;
-      scratch.speed = speed;
-      for (int pass = 0; pass < 3; ++pass) {  // the speeds move between passes
-        if (n_tok == 1) {
-          matvec(outs, xf.data(), pool, best_kernels(), scratch);
-        } else {
-          prepare_activations(w[0].type, xf.data(), n_tok, k, act.data(), pool, scalar_kernels());
-          matmul(outs, act.data(), n_tok, pool, best_kernels());
-        }
-        for (int o = 0; o < 2; ++o)
-          for (int64_t t = 0; t < n_tok; ++t)
-            for (int64_t r = 0; r < rows[o]; ++r) {
-              double ref = 0;
-              for (int64_t i = 0; i < k; ++i) ref += double(wf[o][r * k + i]) * xf[t * k + i];
-              ASSERT_NEAR(y[o][t * rows[o] + r], ref, 1e-4)
-                  << "output " << o << " token " << t << " row " << r << " pass " << pass;
-              y[o][t * rows[o] + r] = -1.f;
-            }
-      }
+    std::vector<float> wf[2] = {random_floats(rows[0] * k, 3), random_floats(rows[1] * k, 5)};
+    std::vector<float> xf = random_floats(n_tok * k, 4);
+    WeightMatrix w[2];
+    std::vector<float> y[2];
+    std::vector<MatmulOut> outs;
+    for (int o = 0; o < 2; ++o) {
+      w[o] = WeightMatrix{uint32_t(GgmlType::F32), rows[o], k, reinterpret_cast<const uint8_t*>(wf[o].data()),
+                          size_t(k) * 4};
+      y[o].assign(rows[o] * n_tok, -1.f);
+      outs.push_back(MatmulOut{&w[o], y[o].data(), size_t(rows[o])});
     }
+    std::vector<uint8_t> act(act_bytes(w[0].type, k) * n_tok);
+    std::vector<std::vector<uint8_t>> thread_act;
+    if (n_tok == 1) {
+      matvec(outs, xf.data(), pool, best_kernels(), thread_act);
+    } else {
+      prepare_activations(w[0].type, xf.data(), n_tok, k, act.data(), pool, scalar_kernels());
+      matmul(outs, act.data(), n_tok, pool, best_kernels());
+    }
+    for (int o = 0; o < 2; ++o)
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = 0; r < rows[o]; ++r) {
+          double ref = 0;
+          for (int64_t i = 0; i < k; ++i) ref += double(wf[o][r * k + i]) * xf[t * k + i];
+          ASSERT_NEAR(y[o][t * rows[o] + r], ref, 1e-4) << "output " << o << " token " << t << " row " << r;
+        }
   }
 }
 
