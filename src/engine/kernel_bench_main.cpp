@@ -41,12 +41,6 @@ Interleaver interleaver(GgmlType t) {
   }
 }
 
-size_t interleaved_row_bytes(GgmlType t) {
-  if (t == GgmlType::Q4_K) return q4_kx8_row_bytes(kCols);
-  if (t == GgmlType::Q5_K) return q5_kx8_row_bytes(kCols);
-  return row_bytes(uint32_t(t), kCols);
-}
-
 // Interleaved weights of `rows` random rows (64 distinct rows repeated: the
 // kernels' speed does not depend on the values).
 HugeBuffer make_weights(GgmlType t, int64_t rows) {
@@ -62,7 +56,7 @@ HugeBuffer make_weights(GgmlType t, int64_t rows) {
     quantize_row(uint32_t(t), row.data(), src.data() + size_t(r) * rb, kCols);
   }
   for (int64_t r = 64; r < rows; ++r) std::memcpy(src.data() + size_t(r) * rb, src.data() + size_t(r % 64) * rb, rb);
-  HugeBuffer out(size_t(rows) * interleaved_row_bytes(t));
+  HugeBuffer out(size_t(rows) * row_bytes(uint32_t(t), kCols));
   if (out.data() != nullptr) interleaver(t)(src.data(), rows, kCols, out.data());
   return out;
 }
@@ -111,7 +105,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "no interleaved kernel for '%s'\n", name.c_str());
       return 2;
     }
-    const size_t stride = interleaved_row_bytes(*type);
+    const size_t stride = row_bytes(uint32_t(*type), kCols);
     const int64_t l2_rows = int64_t((size_t(192) << 10) / stride) / 8 * 8;
     const int64_t mem_rows = int64_t((mib << 20) / stride) / 8 * 8;
     HugeBuffer l2 = make_weights(*type, l2_rows), mem = make_weights(*type, mem_rows);

@@ -66,9 +66,12 @@ float block_dot_32(const uint8_t* unit, int lane, const BlockQ8_0& x) {
 // Q4_K, and Q5_K with its fifth bits (kFifthBit).
 template <bool kFifthBit>
 float block_dot_q45_k(const uint8_t* unit, int lane, const BlockQ8K& x) {
-  const uint8_t* mins = unit + 96 + 16 * (lane % 4) + 8 * (lane / 4);
+  uint8_t packed[12];  // the row's scales and mins as the GGUF block has them
+  for (int w = 0; w < 3; ++w) std::memcpy(packed + 4 * w, unit + kQ45_KxScales + 32 * w + 4 * lane, 4);
   int sumi = 0, summ = 0;
   for (int sub = 0; sub < 8; ++sub) {
+    uint8_t scale, min;
+    k_scale_min(sub, packed, &scale, &min);
     const int j = sub / 2, shift = 4 * (sub % 2);
     int dot = 0;
     for (int l = 0; l < 32; ++l) {
@@ -78,8 +81,8 @@ float block_dot_q45_k(const uint8_t* unit, int lane, const BlockQ8K& x) {
       if (kFifthBit) w |= ((unit[kQ5_KxFifthBits + 32 * (l / 4) + 4 * lane + l % 4] >> sub) & 1) << 4;
       dot += w * x.qs[32 * sub + l];
     }
-    sumi += unit[32 + 8 * sub + lane] * dot;
-    summ += mins[sub] * (x.bsums[2 * sub] + x.bsums[2 * sub + 1]);
+    sumi += scale * dot;
+    summ += min * (x.bsums[2 * sub] + x.bsums[2 * sub + 1]);
   }
   return x.d * (row_scale(unit, lane) * float(sumi) - row_scale(unit + 16, lane) * float(summ));
 }

@@ -374,10 +374,9 @@ struct Q8_0Cols {
 
 // One interleaved group (8 rows) x one column. Per pair of sub-blocks the 8
 // rows' nibbles meet 4 broadcast activation bytes at a time, each 32-bit lane
-// collecting one row's products; the rows' sub-block scales then multiply
-// lane by lane. The mins' share: two rows' 8 mins times the column's 8
-// sub-block sums per madd, folded so lane r is row r (the unit stores rows p
-// and 4 + p together for that). Q5_K (kFifthBit) ORs each nibble's fifth bit
+// collecting one row's products; the rows' sub-block scales (unpacked from
+// the unit's packed words, KScales) then multiply lane by lane, and the mins'
+// share comes off at the end (q45k_dmins). Q5_K (kFifthBit) ORs each nibble's fifth bit
 // in from the unit's qh chunks: bit 2j for the low nibbles of sub-block pair
 // j, 2j + 1 for the high ones.
 template <bool kFifthBit>
@@ -392,9 +391,8 @@ void q45k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float
     const uint8_t* unit = group + size_t(b) * kUnit;
     const int8_t* q8 = x[b].qs;
     __m256i sumi = _mm256_setzero_si256();
-    __m128i scales[4];
-    q4_kx8_scales(unit, scales);
-    const __m256 dmins = q4_kx8_dmins(unit, x[b]);
+    const KScales scales(unit);
+    const __m256 dmins = q45k_dmins(unit, scales, x[b]);
 #pragma GCC unroll 4  // fifth_bit's shifts by constants
     for (int j = 0; j < 4; ++j) {
       __m256i lo32 = _mm256_setzero_si256(), hi32 = _mm256_setzero_si256();
@@ -410,10 +408,8 @@ void q45k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float
         lo32 = _mm256_add_epi32(lo32, _mm256_madd_epi16(lo16, ones));
         hi32 = _mm256_add_epi32(hi32, _mm256_madd_epi16(hi16, ones));
       }
-      const __m256i sc_lo = _mm256_cvtepu8_epi32(scales[j]);
-      const __m256i sc_hi = _mm256_cvtepu8_epi32(_mm_srli_si128(scales[j], 8));
-      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(lo32, sc_lo));
-      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(hi32, sc_hi));
+      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(lo32, scales.scale(2 * j)));
+      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(hi32, scales.scale(2 * j + 1)));
     }
     acc = _mm256_fmadd_ps(q4_kx8_block(unit, sumi, dmins), _mm256_set1_ps(x[b].d), acc);
   }

@@ -115,9 +115,8 @@ void q45_k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) 
     const uint8_t* unit = group + size_t(b) * kUnit;
     const int8_t* q8 = x[b].qs;
     __m256i sumi = _mm256_setzero_si256();
-    __m128i scales[4];
-    q4_kx8_scales(unit, scales);
-    const __m256 dmins = q4_kx8_dmins(unit, x[b]);
+    const KScales scales(unit);
+    const __m256 dmins = q45k_dmins(unit, scales, x[b]);
 #pragma GCC unroll 4  // fifth_bit's shifts by constants
     for (int j = 0; j < 4; ++j) {
       __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
@@ -128,9 +127,8 @@ void q45_k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) 
         lo = _mm256_dpbusd_epi32(lo, wl, broadcast4(q8 + 64 * j + 4 * k));
         hi = _mm256_dpbusd_epi32(hi, wh, broadcast4(q8 + 64 * j + 32 + 4 * k));
       }
-      const __m128i sc = scales[j];
-      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(lo, _mm256_cvtepu8_epi32(sc)));
-      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(hi, _mm256_cvtepu8_epi32(_mm_srli_si128(sc, 8))));
+      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(lo, scales.scale(2 * j)));
+      sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(hi, scales.scale(2 * j + 1)));
     }
     acc = _mm256_fmadd_ps(q4_kx8_block(unit, sumi, dmins), _mm256_set1_ps(x[b].d), acc);
   }

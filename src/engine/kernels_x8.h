@@ -79,20 +79,6 @@ void tile_kx8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_
             y + size_t(c) * ldy + size_t(r));
 }
 
-// The mins' share of an interleaved Q4_K unit against one column, lane r for
-// row r: two rows' 8 mins times the column's 8 sub-block sums per madd (the
-// unit stores rows p and 4 + p together for that), folded by hadds.
-__m256i q4_kx8_mins(const uint8_t* unit, const BlockQ8K& x) {
-  const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums)),
-                                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums + 8)));
-  const __m256i bs2 = _mm256_broadcastsi128_si256(bs);  // the 8 sub-block sums in both halves
-  __m256i m[4];
-  for (int p = 0; p < 4; ++p)
-    m[p] = _mm256_madd_epi16(
-        _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 96 + 16 * p))), bs2);
-  return _mm256_hadd_epi32(_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3]));
-}
-
 // Bit p (0..7) of every byte of h moved to bit 4 of that byte, the rest 0: a
 // Q5_K weight's fifth bit, to OR onto its nibble. One 16-bit shift serves both
 // bytes of a lane, since each byte's bit moves by the same distance.
@@ -117,20 +103,56 @@ inline void q45k_chunk(const uint8_t* unit, int j, int k, __m256i* lo, __m256i* 
   }
 }
 
-// A Q4_K/Q5_K unit's 8 rows before the column's scale are d * sumi - dmin * mins.
-// The kernels read the unit's header (d, dmin, scales, mins: its first 160
-// bytes) before its weights, so each unit is read front to back: reading the
-// header last, behind 1,024 bytes of nibbles, streamed 11-13 % slower from
-// memory with the VNNI kernel (single thread, alternating in one process).
-__m256 q4_kx8_dmins(const uint8_t* unit, const BlockQ8K& x) {
-  return _mm256_mul_ps(half8(unit + 16), _mm256_cvtepi32_ps(q4_kx8_mins(unit, x)));
+// The 6-bit sub-block scales and mins of a Q4_K/Q5_K unit's 8 rows, unpacked
+// from their packed words (repack.h) in each row's 32-bit lane, as
+// k_scale_min does for one row: bytes 0-3 of sc03 are the lane's scales 0-3,
+// of sc47 scales 4-7; mn03 and mn47 the same for the mins.
+struct KScales {
+  __m256i sc03, sc47, mn03, mn47;
+  explicit KScales(const uint8_t* unit) {
+    const __m256i u0 = load256(unit + kQ45_KxScales), u1 = load256(unit + kQ45_KxScales + 32),
+                  u2 = load256(unit + kQ45_KxScales + 64);
+    const __m256i low6 = _mm256_set1_epi8(0x3F), low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03);
+    auto top2 = [&](__m256i u) { return _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u, 6), low2), 4); };
+    sc03 = _mm256_and_si256(u0, low6);
+    sc47 = _mm256_or_si256(_mm256_and_si256(u2, low4), top2(u0));
+    mn03 = _mm256_and_si256(u1, low6);
+    mn47 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), low4), top2(u1));
+  }
+  // Sub-block s's scale of every row as int32 (s a constant once unrolled).
+  __m256i scale(int s) const {
+    return _mm256_and_si256(_mm256_srli_epi32(s < 4 ? sc03 : sc47, 8 * (s % 4)), _mm256_set1_epi32(0xFF));
+  }
+};
+
+// The mins' share of a unit against one column, lane r for row r:
+// dmin * sum over sub-blocks s of min_s * (the column's sum over sub-block s).
+// The mins multiply as int16 pairs, even bytes with even sub-blocks' sums.
+__m256 q45k_dmins(const uint8_t* unit, const KScales& k, const BlockQ8K& x) {
+  // The 8 sub-block sums (pairs of the 16-value bsums), reordered 0 2 1 3 4 6 5 7
+  // so that each 32-bit word holds the two sums one madd needs.
+  __m128i sums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums)),
+                                _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums + 8)));
+  sums = _mm_shufflehi_epi16(_mm_shufflelo_epi16(sums, 0xD8), 0xD8);
+  const __m256i s = _mm256_broadcastsi128_si256(sums);
+  const __m256i even = _mm256_set1_epi32(0x00FF00FF);
+  auto mins_dot = [&](__m256i m, __m256i s_even, __m256i s_odd) {
+    return _mm256_add_epi32(_mm256_madd_epi16(_mm256_and_si256(m, even), s_even),
+                            _mm256_madd_epi16(_mm256_srli_epi16(m, 8), s_odd));
+  };
+  const __m256i total =
+      _mm256_add_epi32(mins_dot(k.mn03, _mm256_shuffle_epi32(s, 0x00), _mm256_shuffle_epi32(s, 0x55)),
+                       mins_dot(k.mn47, _mm256_shuffle_epi32(s, 0xAA), _mm256_shuffle_epi32(s, 0xFF)));
+  return _mm256_mul_ps(half8(unit + 16), _mm256_cvtepi32_ps(total));
 }
+
+// A unit's 8 rows before the column's scale: d * sumi - dmin * mins. The
+// kernels read the header (d, dmin, the packed scales: the first 128 bytes)
+// before the nibbles, so each unit is read front to back: read last, behind
+// 1,024 bytes of nibbles, it streamed 11-13 % slower from memory with the
+// VNNI kernel (single thread, alternating in one process).
 __m256 q4_kx8_block(const uint8_t* unit, __m256i sumi, __m256 dmins) {
   return _mm256_fmsub_ps(half8(unit), _mm256_cvtepi32_ps(sumi), dmins);
-}
-// The unit's 4 x 16 sub-block scales (bytes 32..95), one 128-bit load per pair j.
-inline void q4_kx8_scales(const uint8_t* unit, __m128i sc[4]) {
-  for (int j = 0; j < 4; ++j) sc[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + 32 + 16 * j));
 }
 
 // One interleaved Q6_K group (8 rows) x one column, compiled in both files:

@@ -171,40 +171,36 @@ void Model::copy_weights_to_huge_pages() {
   all.push_back(&output_);  // a tied output gets its own copy; token lookups keep reading the file
   // One buffer for all, each matrix on a cache line: huge pages are not
   // wasted on rounding up many small matrices.
-  // A matrix's copy: rearranged by `interleave` into rows of `stride` bytes
-  // (repack.h), or as in the file when interleave is null.
-  struct Layout {
-    void (*interleave)(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
-    size_t stride;
-  };
-  auto layout_of = [](const WeightMatrix& w) -> Layout {
-    if (!can_interleave(w.rows)) return {nullptr, w.row_stride};
+  // A matrix's copy: rearranged by its type's interleaver (repack.h: the same
+  // size as in the file), or copied as it is when there is none.
+  using Interleaver = void (*)(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+  auto interleaver = [](const WeightMatrix& w) -> Interleaver {
+    if (!can_interleave(w.rows)) return nullptr;
     switch (GgmlType(w.type)) {
-      case GgmlType::Q4_0: return {interleave_q4_0, w.row_stride};
-      case GgmlType::Q8_0: return {interleave_q8_0, w.row_stride};
-      case GgmlType::Q4_K: return {interleave_q4_k, q4_kx8_row_bytes(w.cols)};
-      case GgmlType::Q5_K: return {interleave_q5_k, q5_kx8_row_bytes(w.cols)};
-      case GgmlType::Q6_K: return {interleave_q6_k, w.row_stride};
-      default: return {nullptr, w.row_stride};
+      case GgmlType::Q4_0: return interleave_q4_0;
+      case GgmlType::Q8_0: return interleave_q8_0;
+      case GgmlType::Q4_K: return interleave_q4_k;
+      case GgmlType::Q5_K: return interleave_q5_k;
+      case GgmlType::Q6_K: return interleave_q6_k;
+      default: return nullptr;
     }
   };
   constexpr size_t kAlign = 64;
   auto padded = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
   size_t total = 0;
-  for (const WeightMatrix* w : all) total += padded(size_t(w->rows) * layout_of(*w).stride);
+  for (const WeightMatrix* w : all) total += padded(size_t(w->rows) * w->row_stride);
   HugeBuffer buf(total);
   if (buf.data() == nullptr) return;  // out of memory: keep reading the file mapping
   uint8_t* at = buf.data();
   for (WeightMatrix* w : all) {
-    const Layout layout = layout_of(*w);
-    const size_t file_bytes = size_t(w->rows) * w->row_stride;
-    if (layout.interleave != nullptr) layout.interleave(w->data, w->rows, w->cols, at);
-    else std::memcpy(at, w->data, file_bytes);
-    if (w->data != tok_embd_->data) release_pages(w->data, file_bytes);
+    const Interleaver interleave = interleaver(*w);
+    const size_t bytes = size_t(w->rows) * w->row_stride;
+    if (interleave != nullptr) interleave(w->data, w->rows, w->cols, at);
+    else std::memcpy(at, w->data, bytes);
+    if (w->data != tok_embd_->data) release_pages(w->data, bytes);
     w->data = at;
-    w->row_stride = layout.stride;
-    w->interleaved = layout.interleave != nullptr;
-    at += padded(size_t(w->rows) * layout.stride);
+    w->interleaved = interleave != nullptr;
+    at += padded(bytes);
   }
   weights_ = std::move(buf);
 }

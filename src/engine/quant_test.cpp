@@ -182,7 +182,7 @@ TEST(Kernels, InterleavedWeightsAgreeWithTheGgufLayout) {
       std::vector<float> wf = random_floats(size_t(nr * k), 31);
       std::vector<float> xf = random_floats(size_t(nc * k), 32, 2.f);
       const size_t rb = row_bytes(t, k);
-      const size_t pb = q4k ? q4_kx8_row_bytes(k) : q5k ? q5_kx8_row_bytes(k) : rb;  // interleaved row bytes
+      const size_t pb = rb;  // interleaving keeps a matrix's size
       std::vector<uint8_t> w(rb * nr), packed(pb * nr);
       for (int r = 0; r < nr; ++r) quantize_row(t, wf.data() + r * k, w.data() + r * rb, k);
       if (q4k) interleave_q4_k(w.data(), nr, k, packed.data());

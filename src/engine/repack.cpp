@@ -40,12 +40,7 @@ template <typename Block>
 void fill_q4_k_part(uint8_t* unit, const Block& blk, int r, size_t nibbles) {
   std::memcpy(unit + 2 * r, &blk.d, 2);
   std::memcpy(unit + 16 + 2 * r, &blk.dmin, 2);
-  for (int sub = 0; sub < 8; ++sub) {
-    uint8_t sc, m;
-    k_scale_min(sub, blk.scales, &sc, &m);
-    unit[32 + 8 * sub + r] = sc;
-    unit[96 + 16 * (r % 4) + 8 * (r / 4) + sub] = m;
-  }
+  for (int w = 0; w < 3; ++w) std::memcpy(unit + kQ45_KxScales + 32 * w + 4 * r, blk.scales + 4 * w, 4);
   for (int j = 0; j < 4; ++j)
     for (int k = 0; k < 8; ++k) std::memcpy(unit + nibbles + 32 * (8 * j + k) + 4 * r, blk.qs + 32 * j + 4 * k, 4);
 }
@@ -76,7 +71,10 @@ void interleave_q5_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* ds
   });
 }
 
-static_assert(kQ5_KxNibbles == kQ5_KxFifthBits + 256 && kQ5_KxNibbles + 1024 == kQ5_Kx8UnitBytes && kQ5_Kx8UnitBytes == 8 * (sizeof(BlockQ5K) + 4));
+static_assert(kQ4_KxNibbles == kQ45_KxScales + 96 && kQ4_KxNibbles + 1024 == kQ4_Kx8UnitBytes &&
+              kQ4_Kx8UnitBytes == 8 * sizeof(BlockQ4K));
+static_assert(kQ5_KxFifthBits == kQ4_KxNibbles && kQ5_KxNibbles == kQ5_KxFifthBits + 256 &&
+              kQ5_KxNibbles + 1024 == kQ5_Kx8UnitBytes && kQ5_Kx8UnitBytes == 8 * sizeof(BlockQ5K));
 
 void interleave_q6_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
   for_each_unit<BlockQ6K, kQKK>(src, rows, cols, dst, kQ6_Kx8UnitBytes, [](uint8_t* unit, const BlockQ6K& blk, int r) {

@@ -28,29 +28,31 @@
 //   bytes 16..143  scales by pairs of sub-blocks: byte 16 + 16p + 2r + j =
 //                  scales[2p + j] of row r
 //
-// Q4_K: group g, block b (256 weights per row) is one 1184-byte unit at
-// ((g * nb) + b) * 1184, nb = cols / 256; a row's share is 148 bytes per block
-// (4 more than the GGUF's 144: the 6-bit scales and mins are stored unpacked),
-// so an interleaved Q4_K matrix has rows of nb * 148 bytes:
+// Q4_K: group g, block b (256 weights per row) is one 1152-byte unit at
+// ((g * nb) + b) * 1152, nb = cols / 256, 144 bytes per row as in the GGUF.
+// The 6-bit scales and mins stay packed as the GGUF has them (12 bytes per
+// row) and are unpacked by the kernel, 8 rows at once: stored unpacked (16
+// bytes per row), each token read 2.8 % more bytes than the file holds.
 //   bytes 0..15     the 8 rows' f16 d, row r at 2r
 //   bytes 16..31    the 8 rows' f16 dmin
-//   bytes 32..95    sub-block scales: byte 8s + r = scale s of row r
-//   bytes 96..159   sub-block mins, two rows per 16 bytes: bytes 16p..16p+7 =
-//                   mins 0..7 of row p, 16p+8..16p+15 = of row 4 + p (p < 4)
-//   bytes 160..     32 chunks of 32 bytes; chunk 8j + k byte 4r + i =
+//   bytes 32..127   the packed scales and mins as three 32-byte words:
+//                   bytes 32 + 32w + 4r .. +3 = bytes 4w..4w+3 of row r's 12
+//   bytes 128..     32 chunks of 32 bytes; chunk 8j + k byte 4r + i =
 //                   qs[32j + 4k + i] of row r (low nibble = weight 64j + 4k + i,
 //                   high nibble = weight 64j + 32 + 4k + i)
+// The kernels read a unit's header before its nibbles, front to back (reading
+// it last streamed 11-13 % slower from memory).
 //
 // Q5_K: a Q4_K unit with the rows' fifth bits between the header and the
-// nibbles, 1440 bytes per group and block, 180 per row (the GGUF's 176 + 4).
-// The kernel reads a unit front to back, one stream (with the fifth bits at
-// the end, decode ran at 0.53-0.64 of the bound against 0.72-0.85 for the
-// GGUF layout: two fronts per unit):
-//   bytes 0..159    as Q4_K, from the Q5_K block's d, dmin and scales
-//   bytes 160..415  8 chunks of 32 bytes; chunk k byte 4r + i = qh[4k + i] of
+// nibbles, 1408 bytes per group and block, 176 per row as in the GGUF. The
+// kernel reads a unit front to back, one stream (with the fifth bits at the
+// end, decode ran at 0.53-0.64 of the bound against 0.72-0.85 for the GGUF
+// layout: two fronts per unit):
+//   bytes 0..127    as Q4_K, from the Q5_K block's d, dmin and scales
+//   bytes 128..383  8 chunks of 32 bytes; chunk k byte 4r + i = qh[4k + i] of
 //                   row r: bit 2j is the fifth bit of the low-nibble weight
 //                   64j + 4k + i, bit 2j + 1 that of the high-nibble one
-//   bytes 416..     the nibbles, as Q4_K's bytes 160..
+//   bytes 384..     the nibbles, as Q4_K's bytes 128..
 #pragma once
 
 #include <cstddef>
@@ -62,19 +64,16 @@ inline constexpr int kInterleaveRows = 8;
 inline constexpr size_t kQ4_0x8UnitBytes = 144;
 
 inline constexpr size_t kQ8_0x8UnitBytes = 272;
-inline constexpr size_t kQ4_Kx8UnitBytes = 1184;
-inline constexpr size_t kQ5_Kx8UnitBytes = 1440;
-inline constexpr size_t kQ4_KxNibbles = 160;  // where a Q4_K unit's nibbles start
-inline constexpr size_t kQ5_KxFifthBits = 160, kQ5_KxNibbles = 416;
+inline constexpr size_t kQ4_Kx8UnitBytes = 1152;
+inline constexpr size_t kQ5_Kx8UnitBytes = 1408;
+inline constexpr size_t kQ45_KxScales = 32;   // the packed scales' three words
+inline constexpr size_t kQ4_KxNibbles = 128;  // where a Q4_K unit's nibbles start
+inline constexpr size_t kQ5_KxFifthBits = 128, kQ5_KxNibbles = 384;
 inline constexpr size_t kQ6_Kx8UnitBytes = 1680;
 
 // Whether a matrix of this many rows can be interleaved.
 inline bool can_interleave(int64_t rows) { return rows > 0 && rows % kInterleaveRows == 0; }
 
-// Bytes of one row of an interleaved Q4_K matrix of cols columns.
-inline size_t q4_kx8_row_bytes(int64_t cols) { return size_t(cols / 256) * (kQ4_Kx8UnitBytes / kInterleaveRows); }
-// The same for Q5_K.
-inline size_t q5_kx8_row_bytes(int64_t cols) { return size_t(cols / 256) * (kQ5_Kx8UnitBytes / kInterleaveRows); }
 
 // Rearranges rows x cols Q4_0 weights (GGUF layout, rows row_bytes apart) into
 // dst (same size). REQUIRES: can_interleave(rows), cols % 32 == 0.
@@ -83,12 +82,12 @@ void interleave_q4_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* ds
 // The same for Q8_0 weights.
 void interleave_q8_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 
-// Rearranges rows x cols Q4_K weights into dst (rows * q4_kx8_row_bytes(cols)
-// bytes). REQUIRES: can_interleave(rows), cols % 256 == 0.
+// Rearranges rows x cols Q4_K weights into dst (same size).
+// REQUIRES: can_interleave(rows), cols % 256 == 0.
 void interleave_q4_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 
-// Rearranges rows x cols Q5_K weights into dst (rows * q5_kx8_row_bytes(cols)
-// bytes). REQUIRES: can_interleave(rows), cols % 256 == 0.
+// Rearranges rows x cols Q5_K weights into dst (same size).
+// REQUIRES: can_interleave(rows), cols % 256 == 0.
 void interleave_q5_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 
 // Rearranges rows x cols Q6_K weights into dst (same size).
