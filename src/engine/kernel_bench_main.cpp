@@ -28,19 +28,6 @@ namespace {
 
 constexpr int64_t kCols = 2048;  // TinyLlama's n_embd: the rows of most matrices
 
-using Interleaver = void (*)(const uint8_t*, int64_t, int64_t, uint8_t*);
-
-Interleaver interleaver(GgmlType t) {
-  switch (t) {
-    case GgmlType::Q4_0: return interleave_q4_0;
-    case GgmlType::Q8_0: return interleave_q8_0;
-    case GgmlType::Q4_K: return interleave_q4_k;
-    case GgmlType::Q5_K: return interleave_q5_k;
-    case GgmlType::Q6_K: return interleave_q6_k;
-    default: return nullptr;
-  }
-}
-
 // Interleaved weights of `rows` random rows (64 distinct rows repeated: the
 // kernels' speed does not depend on the values).
 HugeBuffer make_weights(GgmlType t, int64_t rows) {
@@ -57,7 +44,7 @@ HugeBuffer make_weights(GgmlType t, int64_t rows) {
   }
   for (int64_t r = 64; r < rows; ++r) std::memcpy(src.data() + size_t(r) * rb, src.data() + size_t(r % 64) * rb, rb);
   HugeBuffer out(size_t(rows) * row_bytes(uint32_t(t), kCols));
-  if (out.data() != nullptr) interleaver(t)(src.data(), rows, kCols, out.data());
+  if (out.data() != nullptr) interleaver_for(uint32_t(t))(src.data(), rows, kCols, out.data());
   return out;
 }
 
@@ -101,7 +88,7 @@ int main(int argc, char** argv) {
   std::stringstream ss(types);
   for (std::string name; std::getline(ss, name, ',');) {
     auto type = parse_type_name(name);
-    if (!type || interleaver(*type) == nullptr) {
+    if (!type || interleaver_for(uint32_t(*type)) == nullptr) {
       std::fprintf(stderr, "no interleaved kernel for '%s'\n", name.c_str());
       return 2;
     }

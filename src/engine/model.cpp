@@ -173,18 +173,7 @@ void Model::copy_weights_to_huge_pages() {
   // wasted on rounding up many small matrices.
   // A matrix's copy: rearranged by its type's interleaver (repack.h: the same
   // size as in the file), or copied as it is when there is none.
-  using Interleaver = void (*)(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
-  auto interleaver = [](const WeightMatrix& w) -> Interleaver {
-    if (!can_interleave(w.rows)) return nullptr;
-    switch (GgmlType(w.type)) {
-      case GgmlType::Q4_0: return interleave_q4_0;
-      case GgmlType::Q8_0: return interleave_q8_0;
-      case GgmlType::Q4_K: return interleave_q4_k;
-      case GgmlType::Q5_K: return interleave_q5_k;
-      case GgmlType::Q6_K: return interleave_q6_k;
-      default: return nullptr;
-    }
-  };
+  auto interleaver = [](const WeightMatrix& w) { return can_interleave(w.rows) ? interleaver_for(w.type) : nullptr; };
   constexpr size_t kAlign = 64;
   auto padded = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
   size_t total = 0;

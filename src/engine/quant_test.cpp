@@ -176,33 +176,27 @@ TEST(Kernels, InterleavedWeightsAgreeWithTheGgufLayout) {
   const std::vector<const KernelTable*> simd = simd_tables();
   for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
     const uint32_t t = uint32_t(type);
-    const bool q4k = type == GgmlType::Q4_K, q5k = type == GgmlType::Q5_K;
     for (int64_t k : {256, 2048}) {
       const int nr = 16, nc = 7;  // two groups; 4 + 3 columns reach every column path
       std::vector<float> wf = random_floats(size_t(nr * k), 31);
       std::vector<float> xf = random_floats(size_t(nc * k), 32, 2.f);
       const size_t rb = row_bytes(t, k);
-      const size_t pb = rb;  // interleaving keeps a matrix's size
-      std::vector<uint8_t> w(rb * nr), packed(pb * nr);
+      std::vector<uint8_t> w(rb * nr), packed(rb * nr);  // interleaving keeps a matrix's size
       for (int r = 0; r < nr; ++r) quantize_row(t, wf.data() + r * k, w.data() + r * rb, k);
-      if (q4k) interleave_q4_k(w.data(), nr, k, packed.data());
-      else if (q5k) interleave_q5_k(w.data(), nr, k, packed.data());
-      else if (type == GgmlType::Q8_0) interleave_q8_0(w.data(), nr, k, packed.data());
-      else if (type == GgmlType::Q6_K) interleave_q6_k(w.data(), nr, k, packed.data());
-      else interleave_q4_0(w.data(), nr, k, packed.data());
+      interleaver_for(t)(w.data(), nr, k, packed.data());
       const size_t ab = act_bytes(t, k);
       std::vector<uint8_t> act(ab * nc);
       prepare_activations(t, xf.data(), nc, k, act.data(), pool, scalar_kernels());
       std::vector<float> ref(nr * nc), ys(nr * nc);
       scalar_kernels().for_type(t)(w.data(), rb, nr, act.data(), ab, nc, k, ref.data(), nr);
-      scalar_kernels().for_layout(t, true)(packed.data(), pb, nr, act.data(), ab, nc, k, ys.data(), nr);
+      scalar_kernels().for_layout(t, true)(packed.data(), rb, nr, act.data(), ab, nc, k, ys.data(), nr);
       for (int i = 0; i < nr * nc; ++i)
         EXPECT_NEAR(ys[i], ref[i], 1e-4 * std::fabs(ref[i]) + 1e-3) << type_name(t) << " scalar k=" << k << " i=" << i;
       for (const KernelTable* table : simd) {
         std::vector<float> yv(nr * nc), second(nr * nc, 0.f);
-        table->for_layout(t, true)(packed.data(), pb, nr, act.data(), ab, nc, k, yv.data(), nr);
+        table->for_layout(t, true)(packed.data(), rb, nr, act.data(), ab, nc, k, yv.data(), nr);
         // The second group alone, as matmul hands out row chunks.
-        table->for_layout(t, true)(packed.data() + 8 * pb, pb, 8, act.data(), ab, nc, k, second.data() + 8, nr);
+        table->for_layout(t, true)(packed.data() + 8 * rb, rb, 8, act.data(), ab, nc, k, second.data() + 8, nr);
         for (int i = 0; i < nr * nc; ++i) {
           EXPECT_NEAR(yv[i], ref[i], 1e-4 * std::fabs(ref[i]) + 1e-3)
               << type_name(t) << " " << table->name << " k=" << k << " i=" << i;
@@ -213,7 +207,7 @@ TEST(Kernels, InterleavedWeightsAgreeWithTheGgufLayout) {
         // One column at a time, as decode calls them (the paths that take two groups at once).
         for (int c = 0; c < nc; ++c) {
           std::vector<float> one(nr);
-          table->for_layout(t, true)(packed.data(), pb, nr, act.data() + c * ab, ab, 1, k, one.data(), nr);
+          table->for_layout(t, true)(packed.data(), rb, nr, act.data() + c * ab, ab, 1, k, one.data(), nr);
           for (int r = 0; r < nr; ++r)
             EXPECT_NEAR(one[r], ref[c * nr + r], 1e-4 * std::fabs(ref[c * nr + r]) + 1e-3)
                 << type_name(t) << " " << table->name << " one column k=" << k << " c=" << c << " r=" << r;

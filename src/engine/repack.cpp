@@ -92,4 +92,15 @@ void interleave_q6_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* ds
 
 static_assert(144 + 96 * 16 == kQ6_Kx8UnitBytes && kQ6_Kx8UnitBytes == 8 * sizeof(BlockQ6K));
 
+Interleaver interleaver_for(uint32_t ggml_type) {
+  switch (GgmlType(ggml_type)) {
+    case GgmlType::Q4_0: return interleave_q4_0;
+    case GgmlType::Q8_0: return interleave_q8_0;
+    case GgmlType::Q4_K: return interleave_q4_k;
+    case GgmlType::Q5_K: return interleave_q5_k;
+    case GgmlType::Q6_K: return interleave_q6_k;
+    default: return nullptr;
+  }
+}
+
 }  // namespace aifn::engine

@@ -94,4 +94,8 @@ void interleave_q5_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* ds
 // REQUIRES: can_interleave(rows), cols % 256 == 0.
 void interleave_q6_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 
+// The interleave_* function of a ggml type, or nullptr for a type that has none.
+using Interleaver = void (*)(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+Interleaver interleaver_for(uint32_t ggml_type);
+
 }  // namespace aifn::engine
