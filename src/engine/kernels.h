@@ -58,8 +58,8 @@ struct KernelTable {
   const char* name;  // "scalar", "avx2" or "avx512vnni"
   TileFn f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k;
   // Weights interleaved by interleave_q4_0() / _q8_0() / _q4_k() / _q5_k() / _q6_k()
-  // (repack.h): w points at a group of 8 rows, w_stride is the interleaved row's
-  // bytes (for Q4_0, Q8_0 and Q6_K the same as in the GGUF), nr % 8 == 0.
+  // (repack.h): w points at a group of 8 rows, w_stride is a row's bytes (the
+  // same as in the GGUF), nr % 8 == 0.
   TileFn q4_0x8, q8_0x8, q4_kx8, q5_kx8, q6_kx8;
   WeightedSumFn weighted_sum;
   PrepareFn prepare_q8_0, prepare_q8_k;
