@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
-#include <vector>
 
 #include "engine/kernels.h"
 #include "engine/kernels_x8.h"
@@ -411,7 +410,7 @@ void q45k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float
       sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(lo32, scales.scale(2 * j)));
       sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(hi32, scales.scale(2 * j + 1)));
     }
-    acc = _mm256_fmadd_ps(q4_kx8_block(unit, sumi, dmins), _mm256_set1_ps(x[b].d), acc);
+    acc = _mm256_fmadd_ps(q45k_block(unit, sumi, dmins), _mm256_set1_ps(x[b].d), acc);
   }
   _mm256_storeu_ps(y, acc);
 }
@@ -752,11 +751,8 @@ template <typename T>
 void attend(const float* q, int heads, int hd, const T* k, const T* v, size_t kv_stride, int n, float scale,
             float* scratch, float* out) {
   if (hd % 8 != 0) {  // no real model; one head at a time
-    if constexpr (std::is_same_v<T, uint16_t>) {  // widened first
-      std::vector<float> kf(size_t(n) * size_t(hd)), vf(kf.size());
-      fp16_rows_to_fp32(k, kv_stride, n, hd, kf.data());
-      fp16_rows_to_fp32(v, kv_stride, n, hd, vf.data());
-      attend<float>(q, heads, hd, kf.data(), vf.data(), size_t(hd), n, scale, scratch, out);
+    if constexpr (std::is_same_v<T, uint16_t>) {
+      scalar_kernels().attend_f16(q, heads, hd, k, v, kv_stride, n, scale, scratch, out);
     } else {
       for (int h = 0; h < heads; ++h) {
         tile_f32(reinterpret_cast<const uint8_t*>(k), kv_stride * 4, n,

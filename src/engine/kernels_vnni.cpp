@@ -130,7 +130,7 @@ void q45_k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) 
       sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(lo, scales.scale(2 * j)));
       sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(hi, scales.scale(2 * j + 1)));
     }
-    acc = _mm256_fmadd_ps(q4_kx8_block(unit, sumi, dmins), _mm256_set1_ps(x[b].d), acc);
+    acc = _mm256_fmadd_ps(q45k_block(unit, sumi, dmins), _mm256_set1_ps(x[b].d), acc);
   }
   _mm256_storeu_ps(y, acc);
 }

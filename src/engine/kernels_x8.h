@@ -151,7 +151,7 @@ __m256 q45k_dmins(const uint8_t* unit, const KScales& k, const BlockQ8K& x) {
 // before the nibbles, so each unit is read front to back: read last, behind
 // 1,024 bytes of nibbles, it streamed 11-13 % slower from memory with the
 // VNNI kernel (single thread, alternating in one process).
-__m256 q4_kx8_block(const uint8_t* unit, __m256i sumi, __m256 dmins) {
+__m256 q45k_block(const uint8_t* unit, __m256i sumi, __m256 dmins) {
   return _mm256_fmsub_ps(half8(unit), _mm256_cvtepi32_ps(sumi), dmins);
 }
 
