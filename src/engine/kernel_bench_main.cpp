@@ -2,7 +2,7 @@
 // column, the generation path) streams weights on one thread, in GB/s of
 // weights, from L2 (a 192 KiB matrix read again and again) and from memory
 // (512 MiB on huge pages, read once per pass). Best of 5 passes, for every
-// kernel table this CPU can run (avx2; avx512vnni where present).
+// kernel table this CPU can run (avx2; avx512vnni with one decode stream and with two, where present).
 // From L2 shows the kernel's arithmetic; from memory, whether it keeps up
 // with a core's share of the memory bandwidth (decode's bound).
 //   aifn-kernel-bench [--types q4_0,q8_0,q4_k,q5_k,q6_k] [--mib 512]
@@ -78,7 +78,8 @@ int main(int argc, char** argv) {
   }
   std::vector<const KernelTable*> tables;
   if (const KernelTable* t = avx2_kernels()) tables.push_back(t);
-  if (const KernelTable* t = vnni_kernels()) tables.push_back(t);
+  if (const KernelTable* t = vnni_kernels(1)) tables.push_back(t);
+  if (const KernelTable* t = vnni_kernels(2)) tables.push_back(t);
   if (tables.empty()) {
     std::fprintf(stderr, "this CPU has no SIMD kernel table (AVX2/FMA/F16C) to measure\n");
     return 1;

@@ -235,7 +235,7 @@ const KernelTable& scalar_kernels() {
 
 namespace detail {
 const KernelTable& avx2_table();  // kernels_avx2.cpp; call only on an AVX2+FMA+F16C CPU
-const KernelTable& vnni_table();  // kernels_vnni.cpp; call only where avx2_table() may be, with AVX-512 VL+VNNI
+const KernelTable& vnni_table(int decode_streams);  // kernels_vnni.cpp; call only where avx2_table() may be, with AVX-512 VL+VNNI
 }
 
 const KernelTable* avx2_kernels() {
@@ -252,13 +252,26 @@ const KernelTable* avx2_kernels() {
 #endif
 }
 
-const KernelTable* vnni_kernels() {
+int decode_streams() {
+  static const int n = [] {
+    const char* env = std::getenv("AIFN_ENGINE_STREAMS");
+    if (env != nullptr && (std::string_view(env) == "1" || std::string_view(env) == "2")) return *env - '0';
+#if defined(__x86_64__)
+    return __builtin_cpu_is("intel") ? 2 : 1;
+#else
+    return 1;
+#endif
+  }();
+  return n;
+}
+
+const KernelTable* vnni_kernels(int decode_streams) {
 #if defined(__x86_64__) && defined(AIFN_ENGINE_HAVE_AVX2)
   // __builtin_cpu_supports reports AVX-512 features only when the OS saves
   // the AVX-512 state (XCR0), which EVEX-encoded 256-bit code needs too.
   static const bool ok = avx2_kernels() != nullptr && __builtin_cpu_supports("avx512vl") &&
                          __builtin_cpu_supports("avx512vnni");
-  return ok ? &detail::vnni_table() : nullptr;
+  return ok ? &detail::vnni_table(decode_streams) : nullptr;
 #else
   return nullptr;
 #endif
@@ -269,7 +282,7 @@ const KernelTable& best_kernels() {
     const char* cap = std::getenv("AIFN_ENGINE_KERNELS");
     const std::string_view limit = cap != nullptr ? cap : "";
     if (limit == "scalar") return &scalar_kernels();
-    const KernelTable* t = limit == "avx2" ? nullptr : vnni_kernels();
+    const KernelTable* t = limit == "avx2" ? nullptr : vnni_kernels(decode_streams());
     if (t == nullptr) t = avx2_kernels();
     return t != nullptr ? t : &scalar_kernels();
   }();

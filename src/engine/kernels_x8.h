@@ -79,6 +79,31 @@ void tile_kx8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_
             y + size_t(c) * ldy + size_t(r));
 }
 
+// Decode (one activation column) over several streams: the rows split into
+// kS runs of whole 8-row groups, and Col<n>::run(groups, nb, a, ys) takes one
+// group from each of n runs side by side, a unit of each per step.
+template <template <int> class Col, int kS>
+void tile_streams(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, int64_t nb, float* y) {
+  const int groups = nr / kInterleaveRows;
+  const int per = (groups + kS - 1) / kS;
+  for (int i = 0; i < per; ++i) {
+    const uint8_t* g[kS];
+    float* ys[kS];
+    int n = 0;
+    for (int s = 0; s < kS; ++s) {
+      const int gi = s * per + i;
+      if (gi >= groups) break;
+      g[n] = w + size_t(gi) * kInterleaveRows * w_stride;
+      ys[n] = y + size_t(gi) * kInterleaveRows;
+      ++n;
+    }
+    if constexpr (kS >= 4) if (n == 4) { Col<4>::run(g, nb, a, ys); continue; }
+    if constexpr (kS >= 3) if (n == 3) { Col<3>::run(g, nb, a, ys); continue; }
+    if constexpr (kS >= 2) if (n == 2) { Col<2>::run(g, nb, a, ys); continue; }
+    Col<1>::run(g, nb, a, ys);
+  }
+}
+
 // Bit p (0..7) of every byte of h moved to bit 4 of that byte, the rest 0: a
 // Q5_K weight's fifth bit, to OR onto its nibble. One 16-bit shift serves both
 // bytes of a lane, since each byte's bit moves by the same distance.
@@ -150,9 +175,10 @@ __m256 q45k_dmins(const uint8_t* unit, const KScales& k, const BlockQ8K& x) {
 // kernels read the header (d, dmin, the packed scales: the first 128 bytes)
 // before the nibbles, so each unit is read front to back: read last, behind
 // 1,024 bytes of nibbles, it streamed 11-13 % slower from memory with the
-// VNNI kernel (single thread, alternating in one process).
-__m256 q45k_block(const uint8_t* unit, __m256i sumi, __m256 dmins) {
-  return _mm256_fmsub_ps(half8(unit), _mm256_cvtepi32_ps(sumi), dmins);
+// VNNI kernel (single thread, alternating in one process). sumi_unit is what
+// one unit of sumi is worth (1/16 where the high nibbles stayed in place).
+__m256 q45k_block(const uint8_t* unit, __m256i sumi, __m256 dmins, float sumi_unit = 1.f) {
+  return _mm256_fmsub_ps(_mm256_mul_ps(half8(unit), _mm256_set1_ps(sumi_unit)), _mm256_cvtepi32_ps(sumi), dmins);
 }
 
 // One interleaved Q6_K group (8 rows) x one column, compiled in both files:

@@ -162,10 +162,11 @@ TEST(Kernels, ScalarAndSimdAgreeWithDequantisedProducts) {
   }
 }
 
-// The SIMD tables this CPU can run (AVX2, and AVX-512 VNNI for the interleaved kernels).
+// The SIMD tables this CPU can run (AVX2, and AVX-512 VNNI for the
+// interleaved kernels, decoding with one stream and with two).
 std::vector<const KernelTable*> simd_tables() {
   std::vector<const KernelTable*> v;
-  for (const KernelTable* t : {avx2_kernels(), vnni_kernels()})
+  for (const KernelTable* t : {avx2_kernels(), vnni_kernels(1), vnni_kernels(2)})
     if (t != nullptr) v.push_back(t);
   if (vnni_kernels() == nullptr) GTEST_LOG_(INFO) << "no AVX-512 VNNI on this CPU: its kernels are not checked";
   return v;
@@ -177,7 +178,9 @@ TEST(Kernels, InterleavedWeightsAgreeWithTheGgufLayout) {
   for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
     const uint32_t t = uint32_t(type);
     for (int64_t k : {256, 2048}) {
-      const int nr = 16, nc = 7;  // two groups; 4 + 3 columns reach every column path
+      // Three groups (two decode streams take groups 0 and 2 together, then 1
+      // alone); 4 + 3 columns reach every column path.
+      const int nr = 24, nc = 7;
       std::vector<float> wf = random_floats(size_t(nr * k), 31);
       std::vector<float> xf = random_floats(size_t(nc * k), 32, 2.f);
       const size_t rb = row_bytes(t, k);
@@ -195,8 +198,8 @@ TEST(Kernels, InterleavedWeightsAgreeWithTheGgufLayout) {
       for (const KernelTable* table : simd) {
         std::vector<float> yv(nr * nc), second(nr * nc, 0.f);
         table->for_layout(t, true)(packed.data(), rb, nr, act.data(), ab, nc, k, yv.data(), nr);
-        // The second group alone, as matmul hands out row chunks.
-        table->for_layout(t, true)(packed.data() + 8 * rb, rb, 8, act.data(), ab, nc, k, second.data() + 8, nr);
+        // The groups after the first alone, as matmul hands out row chunks.
+        table->for_layout(t, true)(packed.data() + 8 * rb, rb, nr - 8, act.data(), ab, nc, k, second.data() + 8, nr);
         for (int i = 0; i < nr * nc; ++i) {
           EXPECT_NEAR(yv[i], ref[i], 1e-4 * std::fabs(ref[i]) + 1e-3)
               << type_name(t) << " " << table->name << " k=" << k << " i=" << i;
