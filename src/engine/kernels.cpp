@@ -54,7 +54,7 @@ int q4_0x8_weight(const uint8_t* unit, int lane, int j) {
   const uint8_t q = unit[16 + 32 * ((j % 16) / 4) + 4 * lane + j % 4];
   return (j < 16 ? q & 0xF : q >> 4) - 8;
 }
-int q8_0x8_weight(const uint8_t* unit, int lane, int j) { return int8_t(unit[16 + 32 * (j / 4) + 4 * lane + j % 4]); }
+int q8_0x8_weight(const uint8_t* unit, int lane, int j) { return int(unit[16 + 32 * (j / 4) + 4 * lane + j % 4]) - 128; }
 
 template <int (*Weight)(const uint8_t*, int, int)>
 float block_dot_32(const uint8_t* unit, int lane, const BlockQ8_0& x) {

@@ -20,7 +20,8 @@ using TileFn = void (*)(const uint8_t* w, size_t w_stride, int nr, const uint8_t
 // followed, at this 4-byte aligned offset, by the nb block scales as floats
 // (so the SIMD kernels need not convert f16 scales per block), then nb floats
 // 8 * scale * sum(q): the Q4_0 kernels multiply unsigned nibbles and subtract
-// this instead of centring every weight.
+// this instead of centring every weight (the VNNI Q8_0 kernels, whose weights
+// are stored + 128, subtract 16 times it).
 inline size_t q8_0_scales_offset(int64_t nb) { return (size_t(nb) * 34 + 3) & ~size_t(3); }
 inline size_t q8_0_act_bytes(int64_t nb) { return q8_0_scales_offset(nb) + size_t(nb) * 8; }
 

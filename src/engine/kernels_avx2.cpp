@@ -333,9 +333,10 @@ struct Q4_0Cols {
 
 // ---- interleaved Q8_0 (repack.h) x Q8_0 activations ----
 
-// As group_x_cols for Q4_0, with signed weights: maddubs takes |w| and the
-// activation with w's sign (pairs of at most 2 * 128 * 127 fit int16, but two
-// chunks would not, so each chunk widens to int32 at once).
+// As group_x_cols for Q4_0, with signed weights (stored + 128, so flipped
+// back first): maddubs takes |w| and the activation with w's sign (pairs of
+// at most 2 * 128 * 127 fit int16, but two chunks would not, so each chunk
+// widens to int32 at once).
 template <int kCols>
 void q8_group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_stride, float* y, size_t ldy) {
   const Q8Cols<kCols> x(a, a_stride, nb);
@@ -348,7 +349,7 @@ void q8_group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t 
     __m256i s32[kCols];
 #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) {
-      const __m256i chunk = load256(unit + 16 + 32 * k);
+      const __m256i chunk = _mm256_xor_si256(load256(unit + 16 + 32 * k), _mm256_set1_epi8(char(0x80)));
       const __m256i aw = _mm256_abs_epi8(chunk);
       for (int c = 0; c < kCols; ++c) {
         const __m256i p = _mm256_madd_epi16(

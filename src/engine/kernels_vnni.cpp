@@ -66,8 +66,12 @@ struct Q4_0Streams {
   }
 };
 
-// kS groups of 8 Q8_0 rows x one column: |w| times the activation carrying
-// w's sign, even and odd chunks in separate accumulators.
+// Q8_0 weights are stored + 128 (repack.h), unsigned as vpdpbusd takes them:
+// one instruction per chunk and column, and the block's sum carries
+// 128 * sum(q), which comes off as 16 times the column's Q4_0 correction.
+// Even and odd chunks go to separate accumulators.
+
+// kS groups of 8 Q8_0 rows x one column.
 template <int kS>
 struct Q8_0Streams {
   static void run(const uint8_t* const* g, int64_t nb, const uint8_t* a, float* const* ys) {
@@ -81,21 +85,21 @@ struct Q8_0Streams {
 #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
         const __m256i av = broadcast4(q + 4 * k);
-        for (int s = 0; s < kS; ++s) {
-          const __m256i chunk = load256(g[s] + size_t(b) * kQ8_0x8UnitBytes + 16 + 32 * k);
-          sum[k % 2][s] = _mm256_dpbusd_epi32(sum[k % 2][s], _mm256_abs_epi8(chunk), _mm256_sign_epi8(av, chunk));
-        }
+        for (int s = 0; s < kS; ++s)
+          sum[k % 2][s] = _mm256_dpbusd_epi32(sum[k % 2][s], load256(g[s] + size_t(b) * kQ8_0x8UnitBytes + 16 + 32 * k), av);
       }
       const __m256 sc = _mm256_broadcast_ss(x.scales[0] + b);
-      for (int s = 0; s < kS; ++s)
-        acc[s] = _mm256_fmadd_ps(_mm256_mul_ps(half8(g[s] + size_t(b) * kQ8_0x8UnitBytes), sc),
-                                 _mm256_cvtepi32_ps(_mm256_add_epi32(sum[0][s], sum[1][s])), acc[s]);
+      const __m256 corr = _mm256_mul_ps(_mm256_broadcast_ss(x.corr[0] + b), _mm256_set1_ps(16.f));
+      for (int s = 0; s < kS; ++s) {
+        const __m256 t = _mm256_fmsub_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(sum[0][s], sum[1][s])), sc, corr);
+        acc[s] = _mm256_fmadd_ps(half8(g[s] + size_t(b) * kQ8_0x8UnitBytes), t, acc[s]);
+      }
     }
     for (int s = 0; s < kS; ++s) _mm256_storeu_ps(ys[s], acc[s]);
   }
 };
 
-// One group of 8 Q8_0 rows x kCols columns (prompt processing), as Q8_0Streams.
+// One group of 8 Q8_0 rows x kCols columns (prompt processing).
 template <int kCols>
 struct Q8_0Cols {
   static void run(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_stride, float* y, size_t ldy) {
@@ -109,15 +113,16 @@ struct Q8_0Cols {
 #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
         const __m256i chunk = load256(unit + 16 + 32 * k);
-        const __m256i aw = _mm256_abs_epi8(chunk);
         for (int c = 0; c < kCols; ++c)
-          s[k % 2][c] = _mm256_dpbusd_epi32(s[k % 2][c], aw,
-                                            _mm256_sign_epi8(broadcast4(x.blocks[c][b].qs + 4 * k), chunk));
+          s[k % 2][c] = _mm256_dpbusd_epi32(s[k % 2][c], chunk, broadcast4(x.blocks[c][b].qs + 4 * k));
       }
       const __m256 d = half8(unit);
-      for (int c = 0; c < kCols; ++c)
-        acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(x.scales[c] + b)),
-                                 _mm256_cvtepi32_ps(_mm256_add_epi32(s[0][c], s[1][c])), acc[c]);
+      for (int c = 0; c < kCols; ++c) {
+        const __m256 t = _mm256_fmsub_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s[0][c], s[1][c])),
+                                         _mm256_broadcast_ss(x.scales[c] + b),
+                                         _mm256_mul_ps(_mm256_broadcast_ss(x.corr[c] + b), _mm256_set1_ps(16.f)));
+        acc[c] = _mm256_fmadd_ps(d, t, acc[c]);
+      }
     }
     for (int c = 0; c < kCols; ++c) _mm256_storeu_ps(y + size_t(c) * ldy, acc[c]);
   }

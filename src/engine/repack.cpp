@@ -24,13 +24,15 @@ void for_each_unit(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst,
 }
 
 // Q4_0 and Q8_0: a unit is the 8 rows' f16 scales, then the blocks' quant
-// bytes 4 at a time, row after row (sizeof qs / 4 chunks of 32 bytes).
-template <typename Block>
+// bytes 4 at a time, row after row (sizeof qs / 4 chunks of 32 bytes), each
+// XORed with kFlip (Q8_0's 0x80 makes its signed weights unsigned).
+template <typename Block, uint8_t kFlip>
 void interleave_32_blocks(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
   constexpr size_t kChunks = sizeof(Block::qs) / 4;
   for_each_unit<Block, kQK>(src, rows, cols, dst, 16 + 32 * kChunks, [](uint8_t* unit, const Block& blk, int r) {
     std::memcpy(unit + 2 * r, &blk.d, 2);
-    for (size_t k = 0; k < kChunks; ++k) std::memcpy(unit + 16 + 32 * k + 4 * r, blk.qs + 4 * k, 4);
+    for (size_t k = 0; k < kChunks; ++k)
+      for (int i = 0; i < 4; ++i) unit[16 + 32 * k + 4 * size_t(r) + size_t(i)] = uint8_t(blk.qs[4 * k + size_t(i)] ^ kFlip);
   });
 }
 
@@ -51,11 +53,11 @@ static_assert(16 + 32 * sizeof(BlockQ8_0::qs) / 4 == kQ8_0x8UnitBytes);
 }  // namespace
 
 void interleave_q4_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
-  interleave_32_blocks<BlockQ4_0>(src, rows, cols, dst);
+  interleave_32_blocks<BlockQ4_0, 0>(src, rows, cols, dst);
 }
 
 void interleave_q8_0(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
-  interleave_32_blocks<BlockQ8_0>(src, rows, cols, dst);
+  interleave_32_blocks<BlockQ8_0, 0x80>(src, rows, cols, dst);
 }
 
 void interleave_q4_k(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {

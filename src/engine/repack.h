@@ -16,7 +16,9 @@
 //
 // Q8_0: the same with 272-byte units (8 x 34, so again a group's block b sits
 // where its first row's would): bytes 0..15 the 8 rows' f16 scales, then
-// eight 32-byte chunks; chunk k byte 4r + i = qs[4k + i] of row r's block.
+// eight 32-byte chunks; chunk k byte 4r + i = qs[4k + i] ^ 0x80 of row r's
+// block: the weight + 128, unsigned, as vpdpbusd multiplies it (the +128
+// comes off through the column corrections, as Q4_0's +8 does).
 //
 // Q6_K: group g, block b (256 weights) is one 1680-byte unit at ((g * nb) + b)
 // * 1680, 210 bytes per row as in the GGUF. Per half n (weights 128n..128n+127)
