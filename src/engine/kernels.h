@@ -84,9 +84,10 @@ const KernelTable* avx2_kernels();
 // decode_streams 2, decode reads each call's rows as two runs side by side.
 const KernelTable* vnni_kernels(int decode_streams = 1);
 // Memory streams per thread for decode with the VNNI kernels: 2 on Intel CPUs
-// (one stream per core reads their memory well below the triad: 15-25 % more
-// generation speed with two), 1 elsewhere (the AMD EPYC host read two streams
-// per thread slower). AIFN_ENGINE_STREAMS=1 or =2 in the environment overrides.
+// (one stream per core reads their memory well below the triad: 23-41 % more
+// generation speed with two), 1 elsewhere (on the AMD EPYC host an earlier
+// kernel taking two groups at once streamed a third slower from memory).
+// AIFN_ENGINE_STREAMS=1 or =2 in the environment overrides.
 int decode_streams();
 // The best table for this CPU. AIFN_ENGINE_KERNELS=avx2 or =scalar in the
 // environment caps the choice (to compare, or to rule a kernel out).

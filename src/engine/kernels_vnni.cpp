@@ -24,8 +24,8 @@ namespace {
 // Decode (one column) reads the rows of each call as kS runs side by side
 // (tile_streams in kernels_x8.h): on the Intel Xeon host, where one stream per
 // thread reads memory at about 0.8 of the triad, two streams per thread made
-// generation 15-25 % faster; the AMD EPYC host read two streams per thread
-// slower in earlier sessions, so decode_streams() picks the count by CPU.
+// generation 23-41 % faster; on the AMD EPYC host an earlier kernel taking two
+// groups at once streamed a third slower, so decode_streams() picks by CPU.
 //
 // The high nibbles are kept in place (w & 0xF0, 16 times their value; a
 // shift fewer per chunk) and the low sums are scaled by 16 to match: powers
