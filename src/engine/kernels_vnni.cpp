@@ -139,7 +139,6 @@ struct Q45KStreams {
     static void run(const uint8_t* const* g, int64_t nb, const uint8_t* a, float* const* ys) {
       constexpr size_t kUnit = kFifthBit ? kQ5_Kx8UnitBytes : kQ4_Kx8UnitBytes;
       const BlockQ8K* x = reinterpret_cast<const BlockQ8K*>(a);
-      const __m256i byte = _mm256_set1_epi32(0xFF);
       __m256 acc[kS];
       for (int s = 0; s < kS; ++s) acc[s] = _mm256_setzero_ps();
       for (int64_t b = 0; b < nb; ++b) {
@@ -174,11 +173,9 @@ struct Q45KStreams {
               hi[s] = _mm256_dpbusd_epi32(hi[s], wh, ah);
             }
           }
-          // Sub-blocks 2j and 2j + 1: bytes 2(j % 2) and 2(j % 2) + 1 of each lane's scales.
           for (int s = 0; s < kS; ++s) {
-            const __m256i sc = j < 2 ? sc03[s] : sc47[s];
-            __m256i s_lo = _mm256_and_si256(_mm256_srli_epi32(sc, 16 * (j % 2)), byte);
-            const __m256i s_hi = _mm256_and_si256(_mm256_srli_epi32(sc, 16 * (j % 2) + 8), byte);
+            __m256i s_lo = KScales::scale(sc03[s], sc47[s], 2 * j);
+            const __m256i s_hi = KScales::scale(sc03[s], sc47[s], 2 * j + 1);
             if constexpr (!kFifthBit) s_lo = _mm256_slli_epi32(s_lo, 4);
             sumi[s] = _mm256_add_epi32(sumi[s], _mm256_mullo_epi32(lo[s], s_lo));
             sumi[s] = _mm256_add_epi32(sumi[s], _mm256_mullo_epi32(hi[s], s_hi));

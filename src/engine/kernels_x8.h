@@ -145,7 +145,8 @@ struct KScales {
     mn47 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), low4), top2(u1));
   }
   // Sub-block s's scale of every row as int32 (s a constant once unrolled).
-  __m256i scale(int s) const {
+  __m256i scale(int s) const { return scale(sc03, sc47, s); }
+  static __m256i scale(__m256i sc03, __m256i sc47, int s) {
     return _mm256_and_si256(_mm256_srli_epi32(s < 4 ? sc03 : sc47, 8 * (s % 4)), _mm256_set1_epi32(0xFF));
   }
 };
