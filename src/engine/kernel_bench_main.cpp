@@ -2,7 +2,8 @@
 // column, the generation path) streams weights on one thread, in GB/s of
 // weights, from L2 (a 192 KiB matrix read again and again) and from memory
 // (512 MiB on huge pages, read once per pass). Best of 5 passes, for every
-// kernel table this CPU can run (avx2; avx512vnni with one decode stream and with two, where present).
+// kernel table this CPU can run (avx2; avx512vnni with one decode stream and with two, where
+// present; a kernel that two tables share is measured once).
 // From L2 shows the kernel's arithmetic; from memory, whether it keeps up
 // with a core's share of the memory bandwidth (decode's bound).
 //   aifn-kernel-bench [--types q4_0,q8_0,q4_k,q5_k,q6_k] [--mib 512]
@@ -101,11 +102,14 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "out of memory for %zu MiB of weights\n", mib);
       return 1;
     }
+    std::vector<TileFn> measured;  // a table that shares a kernel (Q5_K, Q6_K with two streams) is not run twice
     for (const KernelTable* k : tables) {
+      const TileFn tile = k->for_layout(uint32_t(*type), true);
+      if (std::find(measured.begin(), measured.end(), tile) != measured.end()) continue;
+      measured.push_back(tile);
       std::vector<uint8_t> act(act_bytes(uint32_t(*type), kCols));
       const bool q8_0 = *type == GgmlType::Q4_0 || *type == GgmlType::Q8_0;
       (q8_0 ? k->prepare_q8_0 : k->prepare_q8_k)(x.data(), kCols, act.data());
-      const TileFn tile = k->for_layout(uint32_t(*type), true);
       const double from_l2 = measure(tile, l2.data(), stride, l2_rows, act, 2000);
       const double from_mem = measure(tile, mem.data(), stride, mem_rows, act, 1);
       std::printf("kernel_bench type=%s table=%s l2_gbs=%.1f memory_gbs=%.1f\n", name.c_str(), k->name, from_l2,

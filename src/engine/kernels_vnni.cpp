@@ -226,8 +226,8 @@ KernelTable make_vnni_table(const char* name) {
   t.q4_0x8 = tile_q4_0x8<kS>;
   t.q8_0x8 = tile_q8_0x8<kS>;
   t.q4_kx8 = tile_q45_kx8<false, kS>;
-  t.q5_kx8 = tile_q45_kx8<true, 1>;  // two Q5_K streams spill registers: slower from L2 and from memory
-  t.q6_kx8 = tile_kx8<q6k_group_x_col>;  // one stream: its unrolled kernel already fills the registers
+  t.q5_kx8 = tile_q45_kx8<true, 1>;  // two Q5_K streams measured slower, from L2 and from memory
+  t.q6_kx8 = tile_kx8<q6k_group_x_col>;  // one stream (two not tried)
   return t;
 }
 
