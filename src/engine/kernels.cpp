@@ -235,7 +235,7 @@ const KernelTable& scalar_kernels() {
 
 namespace detail {
 const KernelTable& avx2_table();  // kernels_avx2.cpp; call only on an AVX2+FMA+F16C CPU
-const KernelTable& vnni_table(int decode_streams);  // kernels_vnni.cpp; call only where avx2_table() may be, with AVX-512 VL+VNNI
+const KernelTable& vnni_table(int decode_streams);  // kernels_vnni.cpp; call only where avx2_table() may be, with AVX-512 F, BW, VL and VNNI
 }
 
 const KernelTable* avx2_kernels() {
@@ -269,7 +269,9 @@ const KernelTable* vnni_kernels(int decode_streams) {
 #if defined(__x86_64__) && defined(AIFN_ENGINE_HAVE_AVX2)
   // __builtin_cpu_supports reports AVX-512 features only when the OS saves
   // the AVX-512 state (XCR0), which EVEX-encoded 256-bit code needs too.
-  static const bool ok = avx2_kernels() != nullptr && __builtin_cpu_supports("avx512vl") &&
+  // The prompt kernels use 512-bit registers (AVX-512 F and BW) too.
+  static const bool ok = avx2_kernels() != nullptr && __builtin_cpu_supports("avx512f") &&
+                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                          __builtin_cpu_supports("avx512vnni");
   return ok ? &detail::vnni_table(decode_streams) : nullptr;
 #else
