@@ -298,7 +298,7 @@ void group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_s
   const Q8Cols<kCols> x(a, a_stride, nb);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256 acc[kCols];
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* unit = group + size_t(b) * kQ4_0x8UnitBytes;
@@ -309,7 +309,7 @@ void group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_s
       const __m256i chunk = load256(unit + 16 + 32 * k);
       const __m256i lo = _mm256_and_si256(chunk, m4);
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(chunk, 4), m4);
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int c = 0; c < kCols; ++c) {
         const int8_t* q = x.blocks[c][b].qs;
         const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast4(q + 4 * k)),
@@ -317,14 +317,14 @@ void group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_s
         s16[c] = k == 0 ? p : _mm256_add_epi16(s16[c], p);
       }
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < kCols; ++c) {
       const __m256 sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[c], _mm256_set1_epi16(1)));
       const __m256 t = _mm256_fmsub_ps(sum, _mm256_broadcast_ss(x.scales[c] + b), _mm256_broadcast_ss(x.corr[c] + b));
       acc[c] = _mm256_fmadd_ps(d, t, acc[c]);
     }
   }
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int c = 0; c < kCols; ++c) _mm256_storeu_ps(y + size_t(c) * ldy, acc[c]);
 }
 
@@ -346,7 +346,7 @@ void q8_group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t 
   const Q8Cols<kCols> x(a, a_stride, nb);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[kCols];
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* unit = group + size_t(b) * kQ8_0x8UnitBytes;
@@ -356,18 +356,18 @@ void q8_group_x_cols(const uint8_t* group, int64_t nb, const uint8_t* a, size_t 
     for (int k = 0; k < 8; ++k) {
       const __m256i chunk = _mm256_xor_si256(load256(unit + 16 + 32 * k), _mm256_set1_epi8(char(0x80)));
       const __m256i aw = _mm256_abs_epi8(chunk);
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int c = 0; c < kCols; ++c) {
         const __m256i p = _mm256_madd_epi16(
             _mm256_maddubs_epi16(aw, _mm256_sign_epi8(broadcast4(x.blocks[c][b].qs + 4 * k), chunk)), ones);
         s32[c] = k == 0 ? p : _mm256_add_epi32(s32[c], p);
       }
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < kCols; ++c)
       acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(x.scales[c] + b)), _mm256_cvtepi32_ps(s32[c]), acc[c]);
   }
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int c = 0; c < kCols; ++c) _mm256_storeu_ps(y + size_t(c) * ldy, acc[c]);
 }
 

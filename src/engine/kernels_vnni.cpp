@@ -43,17 +43,17 @@ struct Q4_0Streams {
     const Q8Cols<1> x(a, 0, nb);
     const __m256i m4 = _mm256_set1_epi8(0x0F), mf0 = _mm256_set1_epi8(char(0xF0));
     __m256 acc[kS];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int s = 0; s < kS; ++s) acc[s] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const int8_t* q = x.blocks[0][b].qs;
       __m256i lo[kS], hi[kS];
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int s = 0; s < kS; ++s) lo[s] = hi[s] = _mm256_setzero_si256();
 #pragma GCC unroll 4
       for (int k = 0; k < 4; ++k) {
         const __m256i al = broadcast4(q + 4 * k), ah = broadcast4(q + 16 + 4 * k);
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int s = 0; s < kS; ++s) {
           const __m256i chunk = load256(g[s] + size_t(b) * kQ4_0x8UnitBytes + 16 + 32 * k);
           lo[s] = _mm256_dpbusd_epi32(lo[s], _mm256_and_si256(chunk, m4), al);
@@ -62,14 +62,14 @@ struct Q4_0Streams {
       }
       const __m256 sc = _mm256_mul_ps(_mm256_broadcast_ss(x.scales[0] + b), _mm256_set1_ps(1.f / 16));
       const __m256 corr = _mm256_broadcast_ss(x.corr[0] + b);
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int s = 0; s < kS; ++s) {
         const __m256i sum16 = _mm256_add_epi32(_mm256_slli_epi32(lo[s], 4), hi[s]);
         const __m256 t = _mm256_fmsub_ps(_mm256_cvtepi32_ps(sum16), sc, corr);
         acc[s] = _mm256_fmadd_ps(half8(g[s] + size_t(b) * kQ4_0x8UnitBytes), t, acc[s]);
       }
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int s = 0; s < kS; ++s) _mm256_storeu_ps(ys[s], acc[s]);
   }
 };
@@ -85,29 +85,29 @@ struct Q8_0Streams {
   static void run(const uint8_t* const* g, int64_t nb, const uint8_t* a, float* const* ys) {
     const Q8Cols<1> x(a, 0, nb);
     __m256 acc[kS];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int s = 0; s < kS; ++s) acc[s] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const int8_t* q = x.blocks[0][b].qs;
       __m256i sum[2][kS];
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int s = 0; s < kS; ++s) sum[0][s] = sum[1][s] = _mm256_setzero_si256();
 #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
         const __m256i av = broadcast4(q + 4 * k);
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int s = 0; s < kS; ++s)
           sum[k % 2][s] = _mm256_dpbusd_epi32(sum[k % 2][s], load256(g[s] + size_t(b) * kQ8_0x8UnitBytes + 16 + 32 * k), av);
       }
       const __m256 sc = _mm256_broadcast_ss(x.scales[0] + b);
       const __m256 corr = _mm256_mul_ps(_mm256_broadcast_ss(x.corr[0] + b), _mm256_set1_ps(16.f));
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int s = 0; s < kS; ++s) {
         const __m256 t = _mm256_fmsub_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(sum[0][s], sum[1][s])), sc, corr);
         acc[s] = _mm256_fmadd_ps(half8(g[s] + size_t(b) * kQ8_0x8UnitBytes), t, acc[s]);
       }
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int s = 0; s < kS; ++s) _mm256_storeu_ps(ys[s], acc[s]);
   }
 };
@@ -118,22 +118,22 @@ struct Q8_0Cols {
   static void run(const uint8_t* group, int64_t nb, const uint8_t* a, size_t a_stride, float* y, size_t ldy) {
     const Q8Cols<kCols> x(a, a_stride, nb);
     __m256 acc[kCols];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* unit = group + size_t(b) * kQ8_0x8UnitBytes;
       __m256i s[2][kCols];
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int c = 0; c < kCols; ++c) s[0][c] = s[1][c] = _mm256_setzero_si256();
 #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
         const __m256i chunk = load256(unit + 16 + 32 * k);
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int c = 0; c < kCols; ++c)
           s[k % 2][c] = _mm256_dpbusd_epi32(s[k % 2][c], chunk, broadcast4(x.blocks[c][b].qs + 4 * k));
       }
       const __m256 d = half8(unit);
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int c = 0; c < kCols; ++c) {
         const __m256 t = _mm256_fmsub_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s[0][c], s[1][c])),
                                          _mm256_broadcast_ss(x.scales[c] + b),
@@ -141,7 +141,7 @@ struct Q8_0Cols {
         acc[c] = _mm256_fmadd_ps(d, t, acc[c]);
       }
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < kCols; ++c) _mm256_storeu_ps(y + size_t(c) * ldy, acc[c]);
   }
 };
@@ -158,14 +158,14 @@ struct Q45KStreams {
       constexpr size_t kUnit = kFifthBit ? kQ5_Kx8UnitBytes : kQ4_Kx8UnitBytes;
       const BlockQ8K* x = reinterpret_cast<const BlockQ8K*>(a);
       __m256 acc[kS];
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int s = 0; s < kS; ++s) acc[s] = _mm256_setzero_ps();
       for (int64_t b = 0; b < nb; ++b) {
         const int8_t* q8 = x[b].qs;
         const uint8_t* unit[kS];
         __m256i sumi[kS], sc03[kS], sc47[kS];
         __m256 dmins[kS];
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int s = 0; s < kS; ++s) {
           unit[s] = g[s] + size_t(b) * kUnit;
           const KScales scales(unit[s]);
@@ -176,12 +176,12 @@ struct Q45KStreams {
 #pragma GCC unroll 4  // fifth_bit's shifts by constants
         for (int j = 0; j < 4; ++j) {
           __m256i lo[kS], hi[kS];
-          #pragma GCC unroll 4
+#pragma GCC unroll 4
           for (int s = 0; s < kS; ++s) lo[s] = hi[s] = _mm256_setzero_si256();
 #pragma GCC unroll 8
           for (int k = 0; k < 8; ++k) {
             const __m256i al = broadcast4(q8 + 64 * j + 4 * k), ah = broadcast4(q8 + 64 * j + 32 + 4 * k);
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int s = 0; s < kS; ++s) {
               __m256i wl, wh;
               if constexpr (kFifthBit) {
@@ -195,7 +195,7 @@ struct Q45KStreams {
               hi[s] = _mm256_dpbusd_epi32(hi[s], wh, ah);
             }
           }
-          #pragma GCC unroll 4
+#pragma GCC unroll 4
           for (int s = 0; s < kS; ++s) {
             __m256i s_lo = KScales::scale(sc03[s], sc47[s], 2 * j);
             const __m256i s_hi = KScales::scale(sc03[s], sc47[s], 2 * j + 1);
@@ -205,11 +205,11 @@ struct Q45KStreams {
           }
         }
         const __m256 d = _mm256_set1_ps(x[b].d);
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int s = 0; s < kS; ++s)
           acc[s] = _mm256_fmadd_ps(q45k_block(unit[s], sumi[s], dmins[s], kFifthBit ? 1.f : 1.f / 16), d, acc[s]);
       }
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int s = 0; s < kS; ++s) _mm256_storeu_ps(ys[s], acc[s]);
     }
   };
@@ -250,19 +250,19 @@ struct Q4_0PairCols {
     const uint8_t* group_b = group + kInterleaveRows * w_stride;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512 acc[kCols];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < kCols; ++c) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* ua = group + size_t(b) * kQ4_0x8UnitBytes;
       const uint8_t* ub = group_b + size_t(b) * kQ4_0x8UnitBytes;
       __m512i lo[kCols], hi[kCols];
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int c = 0; c < kCols; ++c) lo[c] = hi[c] = _mm512_setzero_si512();
 #pragma GCC unroll 4
       for (int k = 0; k < 4; ++k) {
         const __m512i chunk = load_pair(ua + 16 + 32 * k, ub + 16 + 32 * k);
         const __m512i wl = _mm512_and_si512(chunk, m4), wh = _mm512_and_si512(_mm512_srli_epi16(chunk, 4), m4);
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int c = 0; c < kCols; ++c) {
           const int8_t* q = x.blocks[c][b].qs;
           lo[c] = _mm512_dpbusd_epi32(lo[c], wl, broadcast4x16(q + 4 * k));
@@ -270,14 +270,14 @@ struct Q4_0PairCols {
         }
       }
       const __m512 d = half16(ua, ub);
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int c = 0; c < kCols; ++c) {
         const __m512 t = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo[c], hi[c])),
                                          _mm512_set1_ps(x.scales[c][b]), _mm512_set1_ps(x.corr[c][b]));
         acc[c] = _mm512_fmadd_ps(d, t, acc[c]);
       }
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < kCols; ++c) _mm512_storeu_ps(y + size_t(c) * ldy, acc[c]);
   }
 };
@@ -290,118 +290,226 @@ struct Q8_0PairCols {
     const Q8Cols<kCols> x(a, a_stride, nb);
     const uint8_t* group_b = group + kInterleaveRows * w_stride;
     __m512 acc[kCols];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < kCols; ++c) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* ua = group + size_t(b) * kQ8_0x8UnitBytes;
       const uint8_t* ub = group_b + size_t(b) * kQ8_0x8UnitBytes;
       __m512i s[2][kCols];
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int c = 0; c < kCols; ++c) s[0][c] = s[1][c] = _mm512_setzero_si512();
 #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
         const __m512i chunk = load_pair(ua + 16 + 32 * k, ub + 16 + 32 * k);
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int c = 0; c < kCols; ++c)
           s[k % 2][c] = _mm512_dpbusd_epi32(s[k % 2][c], chunk, broadcast4x16(x.blocks[c][b].qs + 4 * k));
       }
       const __m512 d = half16(ua, ub);
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int c = 0; c < kCols; ++c) {
         const __m512 t = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s[0][c], s[1][c])),
                                          _mm512_set1_ps(x.scales[c][b]), _mm512_set1_ps(16.f * x.corr[c][b]));
         acc[c] = _mm512_fmadd_ps(d, t, acc[c]);
       }
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < kCols; ++c) _mm512_storeu_ps(y + size_t(c) * ldy, acc[c]);
   }
 };
 
-// Two groups of 8 Q4_K rows x kCols columns: the 16 rows' scales and mins
-// are unpacked once (as KScales does for 8) and serve every column. The
-// integer arithmetic is the one-column kernel's, so each row's result is bit
-// for bit what Q45KStreams gives it.
+// fifth_bit (kernels_x8.h) for 16 rows.
+inline __m512i fifth_bit16(__m512i h, int p) {
+  const __m512i moved = p < 4 ? _mm512_slli_epi16(h, 4 - p) : _mm512_srli_epi16(h, p - 4);
+  return _mm512_and_si512(moved, _mm512_set1_epi8(0x10));
+}
+
+// Two groups of 8 Q4_K (or, with kFifthBit, Q5_K) rows x kCols columns: the
+// 16 rows' scales and mins are unpacked once (as KScales does for 8) and
+// serve every column. The integer arithmetic is the one-column kernel's, so
+// each row's result is bit for bit what Q45KStreams gives it.
+template <bool kFifthBit>
+struct Q45KPair {
+  template <int kCols>
+  struct Cols {
+    static void run(const uint8_t* group, size_t w_stride, int64_t nb, const uint8_t* a, size_t a_stride, float* y,
+                    size_t ldy) {
+      constexpr size_t kUnit = kFifthBit ? kQ5_Kx8UnitBytes : kQ4_Kx8UnitBytes;
+      constexpr size_t kNibbles = kFifthBit ? kQ5_KxNibbles : kQ4_KxNibbles;
+      const uint8_t* group_b = group + kInterleaveRows * w_stride;
+      const BlockQ8K* x[kCols];
+#pragma GCC unroll 4
+      for (int c = 0; c < kCols; ++c) x[c] = reinterpret_cast<const BlockQ8K*>(a + size_t(c) * a_stride);
+      const __m512i m4 = _mm512_set1_epi8(0x0F), mf0 = _mm512_set1_epi8(char(0xF0));
+      const __m512i low6 = _mm512_set1_epi8(0x3F), low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
+      const __m512i byte = _mm512_set1_epi32(0xFF), even = _mm512_set1_epi32(0x00FF00FF);
+      __m512 acc[kCols];
+#pragma GCC unroll 4
+      for (int c = 0; c < kCols; ++c) acc[c] = _mm512_setzero_ps();
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* ua = group + size_t(b) * kUnit;
+        const uint8_t* ub = group_b + size_t(b) * kUnit;
+        // KScales for 16 rows.
+        const __m512i u0 = load_pair(ua + kQ45_KxScales, ub + kQ45_KxScales),
+                      u1 = load_pair(ua + kQ45_KxScales + 32, ub + kQ45_KxScales + 32),
+                      u2 = load_pair(ua + kQ45_KxScales + 64, ub + kQ45_KxScales + 64);
+        auto top2 = [&](__m512i u) { return _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 6), low2), 4); };
+        const __m512i sc03 = _mm512_and_si512(u0, low6), sc47 = _mm512_or_si512(_mm512_and_si512(u2, low4), top2(u0));
+        const __m512i mn03 = _mm512_and_si512(u1, low6),
+                      mn47 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), low4), top2(u1));
+        __m512i sumi[kCols];
+#pragma GCC unroll 4
+        for (int c = 0; c < kCols; ++c) sumi[c] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+          __m512i lo[kCols], hi[kCols];
+#pragma GCC unroll 4
+          for (int c = 0; c < kCols; ++c) lo[c] = hi[c] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+          for (int k = 0; k < 8; ++k) {
+            const size_t at = kNibbles + 32 * (8 * j + k);
+            const __m512i chunk = load_pair(ua + at, ub + at);
+            __m512i wl = _mm512_and_si512(chunk, m4), wh;
+            if constexpr (kFifthBit) {
+              const __m512i h = load_pair(ua + kQ5_KxFifthBits + 32 * k, ub + kQ5_KxFifthBits + 32 * k);
+              wl = _mm512_or_si512(wl, fifth_bit16(h, 2 * j));
+              wh = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(chunk, 4), m4), fifth_bit16(h, 2 * j + 1));
+            } else {
+              wh = _mm512_and_si512(chunk, mf0);
+            }
+#pragma GCC unroll 4
+            for (int c = 0; c < kCols; ++c) {
+              const int8_t* q8 = x[c][b].qs + 64 * j + 4 * k;
+              lo[c] = _mm512_dpbusd_epi32(lo[c], wl, broadcast4x16(q8));
+              hi[c] = _mm512_dpbusd_epi32(hi[c], wh, broadcast4x16(q8 + 32));
+            }
+          }
+          // Sub-blocks 2j and 2j + 1's scales; for Q4_K the low nibbles' x 16
+          // matches the high nibbles kept in place.
+          __m512i s_lo = _mm512_and_si512(_mm512_srli_epi32(j < 2 ? sc03 : sc47, 8 * ((2 * j) % 4)), byte);
+          if constexpr (!kFifthBit) s_lo = _mm512_slli_epi32(s_lo, 4);
+          const __m512i s_hi = _mm512_and_si512(_mm512_srli_epi32(j < 2 ? sc03 : sc47, 8 * ((2 * j + 1) % 4)), byte);
+#pragma GCC unroll 4
+          for (int c = 0; c < kCols; ++c) {
+            sumi[c] = _mm512_add_epi32(sumi[c], _mm512_mullo_epi32(lo[c], s_lo));
+            sumi[c] = _mm512_add_epi32(sumi[c], _mm512_mullo_epi32(hi[c], s_hi));
+          }
+        }
+        // The mins' share per column, as q45k_dmins.
+        const __m512i m03e = _mm512_and_si512(mn03, even), m03o = _mm512_srli_epi16(mn03, 8);
+        const __m512i m47e = _mm512_and_si512(mn47, even), m47o = _mm512_srli_epi16(mn47, 8);
+        const __m512 dmin = half16(ua + 16, ub + 16);
+        const __m512 d = _mm512_mul_ps(half16(ua, ub), _mm512_set1_ps(kFifthBit ? 1.f : 1.f / 16));
+#pragma GCC unroll 4
+        for (int c = 0; c < kCols; ++c) {
+          __m128i sums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[c][b].bsums)),
+                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[c][b].bsums + 8)));
+          sums = _mm_shufflehi_epi16(_mm_shufflelo_epi16(sums, 0xD8), 0xD8);
+          const __m512i sv = _mm512_broadcast_i32x4(sums);
+          const __m512i total = _mm512_add_epi32(
+              _mm512_add_epi32(_mm512_madd_epi16(m03e, _mm512_shuffle_epi32(sv, _MM_PERM_AAAA)),
+                               _mm512_madd_epi16(m03o, _mm512_shuffle_epi32(sv, _MM_PERM_BBBB))),
+              _mm512_add_epi32(_mm512_madd_epi16(m47e, _mm512_shuffle_epi32(sv, _MM_PERM_CCCC)),
+                               _mm512_madd_epi16(m47o, _mm512_shuffle_epi32(sv, _MM_PERM_DDDD))));
+          const __m512 dmins = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(total));
+          acc[c] = _mm512_fmadd_ps(_mm512_fmsub_ps(d, _mm512_cvtepi32_ps(sumi[c]), dmins), _mm512_set1_ps(x[c][b].d),
+                                   acc[c]);
+        }
+      }
+#pragma GCC unroll 4
+      for (int c = 0; c < kCols; ++c) _mm512_storeu_ps(y + size_t(c) * ldy, acc[c]);
+    }
+  };
+};
+
+// Two groups of 8 Q6_K rows x kCols columns, as q6k_group_x_col
+// (kernels_x8.h) does one group x one column, with each half's sub-block
+// scales applied as soon as its four chunk triples are summed (fewer
+// accumulators live at once). Integer sums in another order: bit for bit the
+// same result.
 template <int kCols>
-struct Q4_KPairCols {
+struct Q6KPairCols {
   static void run(const uint8_t* group, size_t w_stride, int64_t nb, const uint8_t* a, size_t a_stride, float* y,
                   size_t ldy) {
     const uint8_t* group_b = group + kInterleaveRows * w_stride;
     const BlockQ8K* x[kCols];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < kCols; ++c) x[c] = reinterpret_cast<const BlockQ8K*>(a + size_t(c) * a_stride);
-    const __m512i m4 = _mm512_set1_epi8(0x0F), mf0 = _mm512_set1_epi8(char(0xF0));
-    const __m512i low6 = _mm512_set1_epi8(0x3F), low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
-    const __m512i byte = _mm512_set1_epi32(0xFF), even = _mm512_set1_epi32(0x00FF00FF);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     __m512 acc[kCols];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < kCols; ++c) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* ua = group + size_t(b) * kQ4_Kx8UnitBytes;
-      const uint8_t* ub = group_b + size_t(b) * kQ4_Kx8UnitBytes;
-      // KScales for 16 rows.
-      const __m512i u0 = load_pair(ua + kQ45_KxScales, ub + kQ45_KxScales),
-                    u1 = load_pair(ua + kQ45_KxScales + 32, ub + kQ45_KxScales + 32),
-                    u2 = load_pair(ua + kQ45_KxScales + 64, ub + kQ45_KxScales + 64);
-      auto top2 = [&](__m512i u) { return _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 6), low2), 4); };
-      const __m512i sc03 = _mm512_and_si512(u0, low6), sc47 = _mm512_or_si512(_mm512_and_si512(u2, low4), top2(u0));
-      const __m512i mn03 = _mm512_and_si512(u1, low6),
-                    mn47 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), low4), top2(u1));
-      __m512i sumi[kCols];
-      #pragma GCC unroll 4
-      for (int c = 0; c < kCols; ++c) sumi[c] = _mm512_setzero_si512();
+      const uint8_t* ua = group + size_t(b) * kQ6_Kx8UnitBytes;
+      const uint8_t* ub = group_b + size_t(b) * kQ6_Kx8UnitBytes;
+      __m512i sumi[kCols], corr[kCols];
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) {
-        __m512i lo[kCols], hi[kCols];
-        #pragma GCC unroll 4
-        for (int c = 0; c < kCols; ++c) lo[c] = hi[c] = _mm512_setzero_si512();
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; ++k) {
-          const size_t at = kQ4_KxNibbles + 32 * (8 * j + k);
-          const __m512i chunk = load_pair(ua + at, ub + at);
-          const __m512i wl = _mm512_and_si512(chunk, m4), wh = _mm512_and_si512(chunk, mf0);
-          #pragma GCC unroll 4
-          for (int c = 0; c < kCols; ++c) {
-            const int8_t* q8 = x[c][b].qs + 64 * j + 4 * k;
-            lo[c] = _mm512_dpbusd_epi32(lo[c], wl, broadcast4x16(q8));
-            hi[c] = _mm512_dpbusd_epi32(hi[c], wh, broadcast4x16(q8 + 32));
+      for (int c = 0; c < kCols; ++c) sumi[c] = corr[c] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+      for (int n = 0; n < 2; ++n) {
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+          __m512i sub[4][kCols];
+#pragma GCC unroll 4
+          for (int quarter = 0; quarter < 4; ++quarter)
+#pragma GCC unroll 4
+            for (int c = 0; c < kCols; ++c) sub[quarter][c] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+          for (int kk = 0; kk < 4; ++kk) {
+            const int k = 4 * h + kk;
+            const size_t at = 144 + 96 * (8 * n + k);
+            const __m512i lo = load_pair(ua + at, ub + at), hi = load_pair(ua + at + 32, ub + at + 32),
+                          top = load_pair(ua + at + 64, ub + at + 64);
+            const __m512i q[4] = {
+                _mm512_or_si512(_mm512_and_si512(lo, m4), _mm512_and_si512(_mm512_slli_epi16(top, 4), m30)),
+                _mm512_or_si512(_mm512_and_si512(hi, m4), _mm512_and_si512(_mm512_slli_epi16(top, 2), m30)),
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lo, 4), m4), _mm512_and_si512(top, m30)),
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(hi, 4), m4),
+                                _mm512_and_si512(_mm512_srli_epi16(top, 2), m30))};
+#pragma GCC unroll 4
+            for (int quarter = 0; quarter < 4; ++quarter)
+#pragma GCC unroll 4
+              for (int c = 0; c < kCols; ++c)
+                sub[quarter][c] = _mm512_dpbusd_epi32(
+                    sub[quarter][c], q[quarter], broadcast4x16(x[c][b].qs + 128 * n + 32 * quarter + 4 * k));
+          }
+#pragma GCC unroll 4
+          for (int quarter = 0; quarter < 4; ++quarter) {
+            // Sub-blocks 8n + 2 quarter + {0, 1} of the 16 rows, as int16 pairs; this half's is h.
+            const int p = 4 * n + quarter;
+            const __m256i sc8 = _mm256_inserti128_si256(
+                _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ua + 16 + 16 * p))),
+                _mm_loadu_si128(reinterpret_cast<const __m128i*>(ub + 16 + 16 * p)), 1);
+            const __m512i sc = _mm512_cvtepi8_epi16(sc8);
+            const __m512i scale = h == 0 ? _mm512_srai_epi32(_mm512_slli_epi32(sc, 16), 16) : _mm512_srai_epi32(sc, 16);
+#pragma GCC unroll 4
+            for (int c = 0; c < kCols; ++c) {
+              sumi[c] = _mm512_add_epi32(sumi[c], _mm512_mullo_epi32(sub[quarter][c], scale));
+              if (h == 0) {
+                int32_t bs;
+                std::memcpy(&bs, x[c][b].bsums + 2 * p, 4);
+                corr[c] = _mm512_add_epi32(corr[c], _mm512_madd_epi16(sc, _mm512_set1_epi32(bs)));
+              }
+            }
           }
         }
-        // Sub-blocks 2j and 2j + 1's scales; the low nibbles' x 16 matches the
-        // high nibbles kept in place.
-        const __m512i s_lo = _mm512_slli_epi32(
-            _mm512_and_si512(_mm512_srli_epi32(j < 2 ? sc03 : sc47, 8 * ((2 * j) % 4)), byte), 4);
-        const __m512i s_hi = _mm512_and_si512(_mm512_srli_epi32(j < 2 ? sc03 : sc47, 8 * ((2 * j + 1) % 4)), byte);
-        #pragma GCC unroll 4
-        for (int c = 0; c < kCols; ++c) {
-          sumi[c] = _mm512_add_epi32(sumi[c], _mm512_mullo_epi32(lo[c], s_lo));
-          sumi[c] = _mm512_add_epi32(sumi[c], _mm512_mullo_epi32(hi[c], s_hi));
-        }
       }
-      // The mins' share per column, as q45k_dmins.
-      const __m512i m03e = _mm512_and_si512(mn03, even), m03o = _mm512_srli_epi16(mn03, 8);
-      const __m512i m47e = _mm512_and_si512(mn47, even), m47o = _mm512_srli_epi16(mn47, 8);
-      const __m512 dmin = half16(ua + 16, ub + 16), d = _mm512_mul_ps(half16(ua, ub), _mm512_set1_ps(1.f / 16));
-      #pragma GCC unroll 4
+      const __m512 d = half16(ua, ub);
+#pragma GCC unroll 4
       for (int c = 0; c < kCols; ++c) {
-        __m128i sums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[c][b].bsums)),
-                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[c][b].bsums + 8)));
-        sums = _mm_shufflehi_epi16(_mm_shufflelo_epi16(sums, 0xD8), 0xD8);
-        const __m512i sv = _mm512_broadcast_i32x4(sums);
-        const __m512i total = _mm512_add_epi32(
-            _mm512_add_epi32(_mm512_madd_epi16(m03e, _mm512_shuffle_epi32(sv, _MM_PERM_AAAA)),
-                             _mm512_madd_epi16(m03o, _mm512_shuffle_epi32(sv, _MM_PERM_BBBB))),
-            _mm512_add_epi32(_mm512_madd_epi16(m47e, _mm512_shuffle_epi32(sv, _MM_PERM_CCCC)),
-                             _mm512_madd_epi16(m47o, _mm512_shuffle_epi32(sv, _MM_PERM_DDDD))));
-        const __m512 dmins = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(total));
-        acc[c] = _mm512_fmadd_ps(_mm512_fmsub_ps(d, _mm512_cvtepi32_ps(sumi[c]), dmins), _mm512_set1_ps(x[c][b].d),
-                                 acc[c]);
+        const __m512i total = _mm512_sub_epi32(sumi[c], _mm512_slli_epi32(corr[c], 5));
+        acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(x[c][b].d)), _mm512_cvtepi32_ps(total), acc[c]);
       }
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < kCols; ++c) _mm512_storeu_ps(y + size_t(c) * ldy, acc[c]);
   }
 };
+
+void q6_k_single(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+                 float* y, size_t ldy) {
+  tile_kx8<q6k_group_x_col>(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
+}
 
 // Every pair of 8-row groups against the columns kMaxCols at a time, then
 // the rest; a last unpaired group goes to `single` (a ymm tile).
@@ -455,19 +563,27 @@ void q45k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
   Q45KStreams<kFifthBit>::template Col<1>::run(&group, nb, reinterpret_cast<const uint8_t*>(x), &y);
 }
 
-void q4_k_single(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
-                 float* y, size_t ldy) {
-  tile_kx8<q45k_group<false>>(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
+template <bool kFifthBit>
+void q45_k_single(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+                  float* y, size_t ldy) {
+  tile_kx8<q45k_group<kFifthBit>>(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
 }
 
 template <bool kFifthBit, int kS>
 void tile_q45_kx8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
                   float* y, size_t ldy) {
-  if (nc > 1) {
-    if constexpr (kFifthBit) return tile_kx8<q45k_group<true>>(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
-    else return tile_pairs<Q4_KPairCols, 4, kQKK>(w, w_stride, nr, a, a_stride, nc, k, y, ldy, q4_k_single);
-  }
+  if (nc > 1)
+    return tile_pairs<Q45KPair<kFifthBit>::template Cols, 4, kQKK>(w, w_stride, nr, a, a_stride, nc, k, y, ldy,
+                                                                    q45_k_single<kFifthBit>);
   tile_streams<Q45KStreams<kFifthBit>::template Col, kS>(w, w_stride, nr, a, k / kQKK, y);
+}
+
+// Q6_K: decode one stream (two not tried); several columns in pairs of
+// groups, two columns at a time (four need more than the 32 registers).
+void tile_q6_kx8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+                 float* y, size_t ldy) {
+  if (nc > 1) return tile_pairs<Q6KPairCols, 2, kQKK>(w, w_stride, nr, a, a_stride, nc, k, y, ldy, q6_k_single);
+  q6_k_single(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
 }
 
 template <int kS>
@@ -478,7 +594,7 @@ KernelTable make_vnni_table(const char* name) {
   t.q8_0x8 = tile_q8_0x8<kS>;
   t.q4_kx8 = tile_q45_kx8<false, kS>;
   t.q5_kx8 = tile_q45_kx8<true, 1>;  // two Q5_K streams measured slower, from L2 and from memory
-  t.q6_kx8 = tile_kx8<q6k_group_x_col>;  // one stream (two not tried)
+  t.q6_kx8 = tile_q6_kx8;
   return t;
 }
 

@@ -41,7 +41,7 @@ struct Q8Cols {
   const float* scales[kCols];
   const float* corr[kCols];
   Q8Cols(const uint8_t* a, size_t a_stride, int64_t nb) {
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < kCols; ++c) {
       blocks[c] = reinterpret_cast<const BlockQ8_0*>(a + size_t(c) * a_stride);
       scales[c] = reinterpret_cast<const float*>(a + size_t(c) * a_stride + q8_0_scales_offset(nb));
@@ -94,7 +94,7 @@ void tile_streams(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, i
     const uint8_t* g[kS];
     float* ys[kS];
     int n = 0;
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int s = 0; s < kS; ++s) {
       const int gi = s * per + i;
       if (gi >= groups) break;
