@@ -80,8 +80,10 @@ const KernelTable& scalar_kernels();
 // The AVX2 table, or nullptr when the CPU (or the build) lacks AVX2/FMA/F16C.
 const KernelTable* avx2_kernels();
 // The AVX2 table with the interleaved kernels done by AVX-512 VNNI
-// (kernels_vnni.cpp), or nullptr when the CPU (or the build) lacks it. With
-// decode_streams 2, decode reads each call's rows as two runs side by side.
+// (kernels_vnni.cpp: decode on 256-bit registers, several columns on 512-bit
+// ones), or nullptr when the CPU (or the build) lacks AVX-512 F, BW, VL or
+// VNNI. With decode_streams 2, decode reads each call's rows as two runs side
+// by side.
 const KernelTable* vnni_kernels(int decode_streams = 1);
 // Memory streams per thread for decode with the VNNI kernels: 2 on Intel CPUs
 // (one stream per core reads their memory well below the triad: 23-41 % more
