@@ -2,7 +2,7 @@
 // column, the generation path) streams weights on one thread, in GB/s of
 // weights, from L2 (a 192 KiB matrix read again and again) and from memory
 // (512 MiB on huge pages, read once per pass). Best of 5 passes, for every
-// kernel table this CPU can run (avx2; avx512vnni with one decode stream and with two, where
+// kernel table this CPU can run (avx2; avx512vnni with one decode stream and with several, where
 // present; a kernel that two tables share is measured once).
 // From L2 shows the kernel's arithmetic; from memory, whether it keeps up
 // with a core's share of the memory bandwidth (decode's bound).
@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
   std::vector<const KernelTable*> tables;
   if (const KernelTable* t = avx2_kernels()) tables.push_back(t);
   if (const KernelTable* t = vnni_kernels(1)) tables.push_back(t);
-  if (const KernelTable* t = vnni_kernels(2)) tables.push_back(t);
+  if (const KernelTable* t = vnni_kernels(kSeveralStreams)) tables.push_back(t);
   if (tables.empty()) {
     std::fprintf(stderr, "this CPU has no SIMD kernel table (AVX2/FMA/F16C) to measure\n");
     return 1;
@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "out of memory for %zu MiB of weights\n", mib);
       return 1;
     }
-    std::vector<TileFn> measured;  // a table that shares a kernel (Q5_K, Q6_K with two streams) is not run twice
+    std::vector<TileFn> measured;  // a table that shares a kernel (Q5_K, Q6_K with several streams) is not run twice
     for (const KernelTable* k : tables) {
       const TileFn tile = k->for_layout(uint32_t(*type), true);
       if (std::find(measured.begin(), measured.end(), tile) != measured.end()) continue;

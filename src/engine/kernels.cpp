@@ -255,9 +255,10 @@ const KernelTable* avx2_kernels() {
 int decode_streams() {
   static const int n = [] {
     const char* env = std::getenv("AIFN_ENGINE_STREAMS");
-    if (env != nullptr && (std::string_view(env) == "1" || std::string_view(env) == "2")) return *env - '0';
+    if (env != nullptr && std::string_view(env) == "1") return 1;
+    if (env != nullptr && std::string_view(env) == "4") return kSeveralStreams;
 #if defined(__x86_64__)
-    return __builtin_cpu_is("intel") ? 2 : 1;
+    return __builtin_cpu_is("intel") ? kSeveralStreams : 1;
 #else
     return 1;
 #endif

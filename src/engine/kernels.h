@@ -79,17 +79,21 @@ struct KernelTable {
 const KernelTable& scalar_kernels();
 // The AVX2 table, or nullptr when the CPU (or the build) lacks AVX2/FMA/F16C.
 const KernelTable* avx2_kernels();
+// Memory streams per thread for decode with several streams: Q4_0 and Q8_0
+// read four runs of rows side by side, Q4_K three (kernels_vnni.cpp).
+inline constexpr int kSeveralStreams = 4;
 // The AVX2 table with the interleaved kernels done by AVX-512 VNNI
 // (kernels_vnni.cpp: decode on 256-bit registers, several columns on 512-bit
 // ones), or nullptr when the CPU (or the build) lacks AVX-512 F, BW, VL or
-// VNNI. With decode_streams 2, decode reads each call's rows as two runs side
-// by side.
+// VNNI. With decode_streams above 1 (kSeveralStreams), decode reads each
+// call's rows as several runs side by side.
 const KernelTable* vnni_kernels(int decode_streams = 1);
-// Memory streams per thread for decode with the VNNI kernels: 2 on Intel CPUs
-// (one stream per core reads their memory well below the triad: 23-41 % more
-// generation speed with two), 1 elsewhere (on the AMD EPYC host an earlier
-// kernel taking two groups at once streamed a third slower from memory).
-// AIFN_ENGINE_STREAMS=1 or =2 in the environment overrides.
+// Memory streams per thread for decode with the VNNI kernels:
+// kSeveralStreams on Intel CPUs (one stream per core reads their memory well
+// below the triad: 23-41 % more generation speed with two, 3-10 % more again
+// with three or four), 1 elsewhere (on the AMD EPYC host an earlier kernel
+// taking two groups at once streamed a third slower from memory).
+// AIFN_ENGINE_STREAMS=1 or =4 in the environment overrides.
 int decode_streams();
 // The best table for this CPU. AIFN_ENGINE_KERNELS=avx2 or =scalar in the
 // environment caps the choice (to compare, or to rule a kernel out).

@@ -27,8 +27,10 @@ namespace {
 // Decode (one column) reads the rows of each call as kS runs side by side
 // (tile_streams in kernels_x8.h): on the Intel Xeon host, where one stream per
 // thread reads memory at about 0.8 of the triad, two streams per thread made
-// generation 23-41 % faster; on the AMD EPYC host an earlier kernel taking two
-// groups at once streamed a third slower, so decode_streams() picks by CPU.
+// generation 23-41 % faster, and three or four (sharing each activation
+// broadcast among more groups) another 3-10 %; on the AMD EPYC host an
+// earlier kernel taking two groups at once streamed a third slower, so
+// decode_streams() picks by CPU.
 //
 // The high nibbles are kept in place (w & 0xF0, 16 times their value; a
 // shift fewer per chunk) and the low sums are scaled by 16 to match: powers
@@ -586,14 +588,17 @@ void tile_q6_kx8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, si
   q6_k_single(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
 }
 
+// kS streams for Q4_0 and Q8_0, at most 3 for Q4_K (4 were no faster: its
+// kernel keeps more per stream in registers), 1 for Q5_K (2 measured slower,
+// from L2 and from memory) and Q6_K (2 not tried).
 template <int kS>
 KernelTable make_vnni_table(const char* name) {
   KernelTable t = avx2_table();
   t.name = name;
   t.q4_0x8 = tile_q4_0x8<kS>;
   t.q8_0x8 = tile_q8_0x8<kS>;
-  t.q4_kx8 = tile_q45_kx8<false, kS>;
-  t.q5_kx8 = tile_q45_kx8<true, 1>;  // two Q5_K streams measured slower, from L2 and from memory
+  t.q4_kx8 = tile_q45_kx8<false, (kS < 3 ? kS : 3)>;
+  t.q5_kx8 = tile_q45_kx8<true, 1>;
   t.q6_kx8 = tile_q6_kx8;
   return t;
 }
@@ -601,8 +606,9 @@ KernelTable make_vnni_table(const char* name) {
 }  // namespace
 
 const KernelTable& vnni_table(int decode_streams) {
-  static const KernelTable one = make_vnni_table<1>("avx512vnni"), two = make_vnni_table<2>("avx512vnni-2streams");
-  return decode_streams == 2 ? two : one;
+  static const KernelTable one = make_vnni_table<1>("avx512vnni"),
+                           several = make_vnni_table<kSeveralStreams>("avx512vnni-streams");
+  return decode_streams > 1 ? several : one;
 }
 
 }  // namespace aifn::engine::detail

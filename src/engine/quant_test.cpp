@@ -163,10 +163,10 @@ TEST(Kernels, ScalarAndSimdAgreeWithDequantisedProducts) {
 }
 
 // The SIMD tables this CPU can run (AVX2, and AVX-512 VNNI for the
-// interleaved kernels, decoding with one stream and with two).
+// interleaved kernels, decoding with one stream and with several).
 std::vector<const KernelTable*> simd_tables() {
   std::vector<const KernelTable*> v;
-  for (const KernelTable* t : {avx2_kernels(), vnni_kernels(1), vnni_kernels(2)})
+  for (const KernelTable* t : {avx2_kernels(), vnni_kernels(1), vnni_kernels(kSeveralStreams)})
     if (t != nullptr) v.push_back(t);
   if (vnni_kernels() == nullptr) GTEST_LOG_(INFO) << "no AVX-512 VNNI on this CPU: its kernels are not checked";
   return v;
@@ -178,9 +178,10 @@ TEST(Kernels, InterleavedWeightsAgreeWithTheGgufLayout) {
   for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
     const uint32_t t = uint32_t(type);
     for (int64_t k : {256, 2048}) {
-      // Three groups (two decode streams take groups 0 and 2 together, then 1
-      // alone); 4 + 3 columns reach every column path.
-      const int nr = 24, nc = 7;
+      // Seven groups: four decode streams take groups 0 2 4 6, then 1 3 5;
+      // three take 0 3 6, then 1 4, then 2 5; the prompt kernels take three
+      // pairs and a lone group. 4 + 3 columns reach every column path.
+      const int nr = 56, nc = 7;
       std::vector<float> wf = random_floats(size_t(nr * k), 31);
       std::vector<float> xf = random_floats(size_t(nc * k), 32, 2.f);
       const size_t rb = row_bytes(t, k);
