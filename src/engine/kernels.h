@@ -80,7 +80,8 @@ const KernelTable& scalar_kernels();
 // The AVX2 table, or nullptr when the CPU (or the build) lacks AVX2/FMA/F16C.
 const KernelTable* avx2_kernels();
 // Memory streams per thread for decode with several streams: Q4_0 and Q8_0
-// read four runs of rows side by side, Q4_K three (kernels_vnni.cpp).
+// read four runs of rows side by side, Q4_K three, Q5_K and Q6_K two
+// (kernels_vnni.cpp).
 inline constexpr int kSeveralStreams = 4;
 // The AVX2 table with the interleaved kernels done by AVX-512 VNNI
 // (kernels_vnni.cpp: decode on 256-bit registers, several columns on 512-bit

@@ -538,6 +538,85 @@ void tile_pairs(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, siz
   if (r < nr) single(w + size_t(r) * w_stride, w_stride, nr - r, a, a_stride, nc, k, y + r, ldy);
 }
 
+// kS groups of 8 Q6_K rows x one column, as q6k_group_x_col (kernels_x8.h)
+// with each half's sub-block scales applied as soon as its four chunk
+// triples are summed (as Q6KPairCols does), so fewer accumulators are live.
+template <int kS>
+struct Q6KStreams {
+  static void run(const uint8_t* const* g, int64_t nb, const uint8_t* a, float* const* ys) {
+    const BlockQ8K* x = reinterpret_cast<const BlockQ8K*>(a);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    __m256 acc[kS];
+#pragma GCC unroll 4
+    for (int s = 0; s < kS; ++s) acc[s] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const int8_t* q8 = x[b].qs;
+      const uint8_t* unit[kS];
+      __m256i sumi[kS], corr[kS];
+#pragma GCC unroll 4
+      for (int s = 0; s < kS; ++s) {
+        unit[s] = g[s] + size_t(b) * kQ6_Kx8UnitBytes;
+        sumi[s] = corr[s] = _mm256_setzero_si256();
+      }
+#pragma GCC unroll 2
+      for (int n = 0; n < 2; ++n) {
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+          __m256i sub[kS][4];
+#pragma GCC unroll 4
+          for (int s = 0; s < kS; ++s)
+#pragma GCC unroll 4
+            for (int quarter = 0; quarter < 4; ++quarter) sub[s][quarter] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+          for (int kk = 0; kk < 4; ++kk) {
+            const int k = 4 * h + kk;
+            __m256i av[4];
+#pragma GCC unroll 4
+            for (int quarter = 0; quarter < 4; ++quarter) av[quarter] = broadcast4(q8 + 128 * n + 32 * quarter + 4 * k);
+#pragma GCC unroll 4
+            for (int s = 0; s < kS; ++s) {
+              const uint8_t* c = unit[s] + 144 + 96 * (8 * n + k);
+              const __m256i lo = load256(c), hi = load256(c + 32), top = load256(c + 64);
+              const __m256i q[4] = {
+                  _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_and_si256(_mm256_slli_epi16(top, 4), m30)),
+                  _mm256_or_si256(_mm256_and_si256(hi, m4), _mm256_and_si256(_mm256_slli_epi16(top, 2), m30)),
+                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 4), m4), _mm256_and_si256(top, m30)),
+                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(hi, 4), m4),
+                                  _mm256_and_si256(_mm256_srli_epi16(top, 2), m30))};
+#pragma GCC unroll 4
+              for (int quarter = 0; quarter < 4; ++quarter)
+                sub[s][quarter] = _mm256_dpbusd_epi32(sub[s][quarter], q[quarter], av[quarter]);
+            }
+          }
+#pragma GCC unroll 4
+          for (int quarter = 0; quarter < 4; ++quarter) {
+            const int p = 4 * n + quarter;
+            int32_t bs;
+            std::memcpy(&bs, x[b].bsums + 2 * p, 4);
+#pragma GCC unroll 4
+            for (int s = 0; s < kS; ++s) {
+              const __m256i sc =
+                  _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit[s] + 16 + 16 * p)));
+              const __m256i scale =
+                  h == 0 ? _mm256_srai_epi32(_mm256_slli_epi32(sc, 16), 16) : _mm256_srai_epi32(sc, 16);
+              sumi[s] = _mm256_add_epi32(sumi[s], _mm256_mullo_epi32(sub[s][quarter], scale));
+              if (h == 0) corr[s] = _mm256_add_epi32(corr[s], _mm256_madd_epi16(sc, _mm256_set1_epi32(bs)));
+            }
+          }
+        }
+      }
+#pragma GCC unroll 4
+      for (int s = 0; s < kS; ++s) {
+        const __m256i total = _mm256_sub_epi32(sumi[s], _mm256_slli_epi32(corr[s], 5));
+        acc[s] = _mm256_fmadd_ps(_mm256_mul_ps(half8(unit[s]), _mm256_set1_ps(x[b].d)), _mm256_cvtepi32_ps(total),
+                                 acc[s]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int s = 0; s < kS; ++s) _mm256_storeu_ps(ys[s], acc[s]);
+  }
+};
+
 // Decode on 256-bit registers, several columns on 512-bit ones (a lone last
 // group by the ymm kernels).
 template <int kS>
@@ -580,17 +659,18 @@ void tile_q45_kx8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, s
   tile_streams<Q45KStreams<kFifthBit>::template Col, kS>(w, w_stride, nr, a, k / kQKK, y);
 }
 
-// Q6_K: decode one stream (two not tried); several columns in pairs of
-// groups, two columns at a time (four need more than the 32 registers).
+// Q6_K: decode over kS streams; several columns in pairs of groups, two
+// columns at a time (four need more than the 32 registers).
+template <int kS>
 void tile_q6_kx8(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
                  float* y, size_t ldy) {
   if (nc > 1) return tile_pairs<Q6KPairCols, 2, kQKK>(w, w_stride, nr, a, a_stride, nc, k, y, ldy, q6_k_single);
-  q6_k_single(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
+  tile_streams<Q6KStreams, kS>(w, w_stride, nr, a, k / kQKK, y);
 }
 
 // kS streams for Q4_0 and Q8_0, at most 3 for Q4_K (4 were no faster: its
-// kernel keeps more per stream in registers), 1 for Q5_K (2 measured slower,
-// from L2 and from memory) and Q6_K (2 not tried).
+// kernel keeps more per stream in registers), at most 2 for Q5_K and Q6_K
+// (3 were no faster; one thread from memory, two gave 10-25 % more than one).
 template <int kS>
 KernelTable make_vnni_table(const char* name) {
   KernelTable t = avx2_table();
@@ -598,8 +678,8 @@ KernelTable make_vnni_table(const char* name) {
   t.q4_0x8 = tile_q4_0x8<kS>;
   t.q8_0x8 = tile_q8_0x8<kS>;
   t.q4_kx8 = tile_q45_kx8<false, (kS < 3 ? kS : 3)>;
-  t.q5_kx8 = tile_q45_kx8<true, 1>;
-  t.q6_kx8 = tile_q6_kx8;
+  t.q5_kx8 = tile_q45_kx8<true, (kS < 2 ? kS : 2)>;
+  t.q6_kx8 = tile_q6_kx8<(kS < 2 ? kS : 2)>;
   return t;
 }
 
