@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "out of memory for %zu MiB of weights\n", mib);
       return 1;
     }
-    std::vector<TileFn> measured;  // a table that shares a kernel (Q5_K, Q6_K with several streams) is not run twice
+    std::vector<TileFn> measured;  // a kernel that two tables share is measured once
     for (const KernelTable* k : tables) {
       const TileFn tile = k->for_layout(uint32_t(*type), true);
       if (std::find(measured.begin(), measured.end(), tile) != measured.end()) continue;
