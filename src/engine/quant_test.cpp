@@ -179,8 +179,9 @@ TEST(Kernels, InterleavedWeightsAgreeWithTheGgufLayout) {
     const uint32_t t = uint32_t(type);
     for (int64_t k : {256, 2048}) {
       // Seven groups: four decode streams take groups 0 2 4 6, then 1 3 5;
-      // three take 0 3 6, then 1 4, then 2 5; the prompt kernels take three
-      // pairs and a lone group. 4 + 3 columns reach every column path.
+      // three take 0 3 6, then 1 4, then 2 5; two take 0 4, 1 5, 2 6, then 3
+      // alone; the prompt kernels take three pairs and a lone group. 4 + 3
+      // columns reach every column path.
       const int nr = 56, nc = 7;
       std::vector<float> wf = random_floats(size_t(nr * k), 31);
       std::vector<float> xf = random_floats(size_t(nc * k), 32, 2.f);
