@@ -545,7 +545,6 @@ template <int kS>
 struct Q6KStreams {
   static void run(const uint8_t* const* g, int64_t nb, const uint8_t* a, float* const* ys) {
     const BlockQ8K* x = reinterpret_cast<const BlockQ8K*>(a);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
     __m256 acc[kS];
 #pragma GCC unroll 4
     for (int s = 0; s < kS; ++s) acc[s] = _mm256_setzero_ps();
@@ -575,14 +574,8 @@ struct Q6KStreams {
             for (int quarter = 0; quarter < 4; ++quarter) av[quarter] = broadcast4(q8 + 128 * n + 32 * quarter + 4 * k);
 #pragma GCC unroll 4
             for (int s = 0; s < kS; ++s) {
-              const uint8_t* c = unit[s] + 144 + 96 * (8 * n + k);
-              const __m256i lo = load256(c), hi = load256(c + 32), top = load256(c + 64);
-              const __m256i q[4] = {
-                  _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_and_si256(_mm256_slli_epi16(top, 4), m30)),
-                  _mm256_or_si256(_mm256_and_si256(hi, m4), _mm256_and_si256(_mm256_slli_epi16(top, 2), m30)),
-                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 4), m4), _mm256_and_si256(top, m30)),
-                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(hi, 4), m4),
-                                  _mm256_and_si256(_mm256_srli_epi16(top, 2), m30))};
+              __m256i q[4];
+              q6k_chunk(unit[s] + 144 + 96 * (8 * n + k), q);
 #pragma GCC unroll 4
               for (int quarter = 0; quarter < 4; ++quarter)
                 sub[s][quarter] = _mm256_dpbusd_epi32(sub[s][quarter], q[quarter], av[quarter]);

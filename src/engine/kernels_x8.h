@@ -187,6 +187,19 @@ __m256 q45k_block(const uint8_t* unit, __m256i sumi, __m256 dmins, float sumi_un
   return _mm256_fmsub_ps(_mm256_mul_ps(half8(unit), _mm256_set1_ps(sumi_unit)), _mm256_cvtepi32_ps(sumi), dmins);
 }
 
+// The chunk triple at c of an interleaved Q6_K unit (low nibbles, high
+// nibbles, top bits): 4 weights of every row in each quarter of a half, as
+// unsigned 6-bit values (the GGUF's q + 32), quarter by quarter in q[].
+inline void q6k_chunk(const uint8_t* c, __m256i q[4]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+  const __m256i lo = load256(c), hi = load256(c + 32), top = load256(c + 64);
+  q[0] = _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_and_si256(_mm256_slli_epi16(top, 4), m30));
+  q[1] = _mm256_or_si256(_mm256_and_si256(hi, m4), _mm256_and_si256(_mm256_slli_epi16(top, 2), m30));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 4), m4), _mm256_and_si256(top, m30));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(hi, 4), m4),
+                         _mm256_and_si256(_mm256_srli_epi16(top, 2), m30));
+}
+
 // One interleaved Q6_K group (8 rows) x one column, compiled in both files:
 // where the file has AVX-512 VNNI, vpdpbusd sums each product group straight
 // into int32 (54 against 41 GB/s from L2, one thread). Every loop is unrolled
@@ -198,7 +211,6 @@ __m256 q45k_block(const uint8_t* unit, __m256i sumi, __m256 dmins, float sumi_un
 // int16 and then widen. Each 32-bit lane then takes its row's sub-block scale,
 // and the +32 comes off at the end as 32 * sum(scale * the column's sub-block sums).
 void q6k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
   [[maybe_unused]] const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
@@ -218,14 +230,8 @@ void q6k_group_x_col(const uint8_t* group, int64_t nb, const BlockQ8K* x, float*
 #pragma GCC unroll 2
           for (int kk = 0; kk < 2; ++kk) {
             const int k = 4 * h + 2 * pair + kk;
-            const uint8_t* c = unit + 144 + 96 * (8 * n + k);
-            const __m256i lo = load256(c), hi = load256(c + 32), top = load256(c + 64);
-            const __m256i q[4] = {
-                _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_and_si256(_mm256_slli_epi16(top, 4), m30)),
-                _mm256_or_si256(_mm256_and_si256(hi, m4), _mm256_and_si256(_mm256_slli_epi16(top, 2), m30)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 4), m4), _mm256_and_si256(top, m30)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(hi, 4), m4),
-                                _mm256_and_si256(_mm256_srli_epi16(top, 2), m30))};
+            __m256i q[4];
+            q6k_chunk(unit + 144 + 96 * (8 * n + k), q);
 #pragma GCC unroll 4
             for (int quarter = 0; quarter < 4; ++quarter) {
               const __m256i a = broadcast4(q8 + 128 * n + 32 * quarter + 4 * k);
