@@ -404,10 +404,7 @@ struct Q45KPair {
         const __m512 d = _mm512_mul_ps(half16(ua, ub), _mm512_set1_ps(kFifthBit ? 1.f : 1.f / 16));
 #pragma GCC unroll 4
         for (int c = 0; c < kCols; ++c) {
-          __m128i sums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[c][b].bsums)),
-                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[c][b].bsums + 8)));
-          sums = _mm_shufflehi_epi16(_mm_shufflelo_epi16(sums, 0xD8), 0xD8);
-          const __m512i sv = _mm512_broadcast_i32x4(sums);
+          const __m512i sv = _mm512_broadcast_i32x4(q8k_sub_block_sums(x[c][b]));
           const __m512i total = _mm512_add_epi32(
               _mm512_add_epi32(_mm512_madd_epi16(m03e, _mm512_shuffle_epi32(sv, _MM_PERM_AAAA)),
                                _mm512_madd_epi16(m03o, _mm512_shuffle_epi32(sv, _MM_PERM_BBBB))),
@@ -424,8 +421,8 @@ struct Q45KPair {
   };
 };
 
-// Two groups of 8 Q6_K rows x kCols columns, as q6k_group_x_col
-// (kernels_x8.h) does one group x one column, with each half's sub-block
+// Two groups of 8 Q6_K rows x kCols columns, as Q6KStreams does one group x
+// one column, with each half's sub-block
 // scales applied as soon as its four chunk triples are summed (fewer
 // accumulators live at once). Integer sums in another order: bit for bit the
 // same result.
@@ -508,11 +505,6 @@ struct Q6KPairCols {
   }
 };
 
-void q6_k_single(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
-                 float* y, size_t ldy) {
-  tile_kx8<q6k_group_x_col>(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
-}
-
 // Every pair of 8-row groups against the columns kMaxCols at a time, then
 // the rest; a last unpaired group goes to `single` (a ymm tile).
 template <template <int> class Pair, int kMaxCols, int64_t kBlock>
@@ -528,19 +520,19 @@ void tile_pairs(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, siz
       Pair<kMaxCols>::run(group, w_stride, nb, a + size_t(c) * a_stride, a_stride, y + c * ldy + r, ldy);
     const uint8_t* ac = a + size_t(c) * a_stride;
     float* yc = y + size_t(c) * ldy + size_t(r);
-    switch (nc - c) {
-      case 3: Pair<3>::run(group, w_stride, nb, ac, a_stride, yc, ldy); break;
-      case 2: Pair<2>::run(group, w_stride, nb, ac, a_stride, yc, ldy); break;
-      case 1: Pair<1>::run(group, w_stride, nb, ac, a_stride, yc, ldy); break;
-      default: break;
-    }
+    const int rest = nc - c;  // < kMaxCols
+    if constexpr (kMaxCols > 3) if (rest == 3) Pair<3>::run(group, w_stride, nb, ac, a_stride, yc, ldy);
+    if constexpr (kMaxCols > 2) if (rest == 2) Pair<2>::run(group, w_stride, nb, ac, a_stride, yc, ldy);
+    if (rest == 1) Pair<1>::run(group, w_stride, nb, ac, a_stride, yc, ldy);
   }
   if (r < nr) single(w + size_t(r) * w_stride, w_stride, nr - r, a, a_stride, nc, k, y + r, ldy);
 }
 
-// kS groups of 8 Q6_K rows x one column, as q6k_group_x_col (kernels_x8.h)
-// with each half's sub-block scales applied as soon as its four chunk
-// triples are summed (as Q6KPairCols does), so fewer accumulators are live.
+// kS groups of 8 Q6_K rows x one column, as q6k_group_x_col (kernels_avx2.cpp)
+// but with vpdpbusd summing each product group straight into int32 (54
+// against 41 GB/s from L2, one thread, seventh session), and with each half's
+// sub-block scales applied as soon as its four chunk triples are summed, so
+// fewer accumulators are live.
 template <int kS>
 struct Q6KStreams {
   static void run(const uint8_t* const* g, int64_t nb, const uint8_t* a, float* const* ys) {
@@ -609,6 +601,16 @@ struct Q6KStreams {
     for (int s = 0; s < kS; ++s) _mm256_storeu_ps(ys[s], acc[s]);
   }
 };
+
+// One group x one column, for a lone last group of prompt processing.
+void q6k_group(const uint8_t* group, int64_t nb, const BlockQ8K* x, float* y) {
+  Q6KStreams<1>::run(&group, nb, reinterpret_cast<const uint8_t*>(x), &y);
+}
+
+void q6_k_single(const uint8_t* w, size_t w_stride, int nr, const uint8_t* a, size_t a_stride, int nc, int64_t k,
+                 float* y, size_t ldy) {
+  tile_kx8<q6k_group>(w, w_stride, nr, a, a_stride, nc, k, y, ldy);
+}
 
 // Decode on 256-bit registers, several columns on 512-bit ones (a lone last
 // group by the ymm kernels).
