@@ -1,6 +1,7 @@
 // Internal to aifn_store: the SQLite implementation of Store. One connection
-// (WAL, synchronous=NORMAL, busy_timeout) guarded by mu_; each method is one
-// short transaction, so the lock is never held across I/O to a client.
+// (WAL, synchronous=FULL except for usage batches, busy_timeout) guarded by
+// mu_; each method is one short transaction, so the lock is never held across
+// I/O to a client.
 #pragma once
 
 #include <memory>
