@@ -3,8 +3,16 @@
 // background thread writes in one transaction every flush interval (or when
 // the batch is full). Pricing turns aggregates into money with [pricing].
 // record() and flush() are safe from any thread.
+//
+// The writer thread runs under SCHED_IDLE where the process may raise it
+// again (CAP_SYS_NICE): it then only takes CPU time that calls leave over,
+// and a woken call preempts it at once. A backlog of kBoostBatches batches,
+// a flush() or shutdown raises it to SCHED_OTHER until it has caught up.
 #pragma once
 
+#include <sys/types.h>
+
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -36,9 +44,19 @@ class Meter {
   std::uint64_t written() const;  // records in the store
   std::uint64_t batches() const;  // transactions written (tests: batching works)
   std::uint64_t dropped() const;  // records given up at shutdown (store down)
+  // The writer thread's id (0 until it runs) and whether it runs at idle
+  // priority now (tests).
+  pid_t writer_tid() const { return writer_tid_.load(); }
+  bool writer_idle() const;
+  bool uses_idle_priority() const { return idle_capable_; }
+
+  // Pending batches that raise the writer out of SCHED_IDLE.
+  static constexpr std::size_t kBoostBatches = 4;
 
  private:
   void run();
+  // Raises the idle writer to SCHED_OTHER. REQUIRES: mu_ held.
+  void boost_locked();
   store::UsageWriter& store_;
   const std::chrono::milliseconds interval_;
   const std::size_t max_batch_;
@@ -53,6 +71,9 @@ class Meter {
   std::uint64_t dropped_ = 0;                // guarded by mu_
   int flush_waiters_ = 0;                    // guarded by mu_: write now, don't wait the interval
   bool stop_ = false;                        // guarded by mu_
+  bool idle_capable_ = false;                // SCHED_IDLE is used; set before writer_ starts
+  bool idle_now_ = false;                    // the writer is at SCHED_IDLE; guarded by mu_
+  std::atomic<pid_t> writer_tid_{0};
   std::thread writer_;
 };
 

@@ -1,5 +1,7 @@
 #include "metering/metering.h"
 
+#include <sched.h>
+
 #include <atomic>
 #include <filesystem>
 #include <set>
@@ -22,6 +24,8 @@ using store::UsageRecord;
 class FakeStore : public store::UsageWriter {
  public:
   Expected<void> insert_usage(const std::vector<UsageRecord>& batch) override {
+    ++entered;
+    std::lock_guard hold(gate);  // a test holding the gate stalls the writer here
     std::lock_guard lock(mu);
     ++calls;
     if (fail_next > 0) {
@@ -37,6 +41,8 @@ class FakeStore : public store::UsageWriter {
     return rows.size();
   }
 
+  std::mutex gate;
+  std::atomic<int> entered{0};
   std::mutex mu;
   int calls = 0;       // guarded by mu
   int fail_next = 0;   // guarded by mu
@@ -144,6 +150,32 @@ TEST(Meter, StoreDownAtShutdownCountsDroppedRecords) {
   m->record(rec("b"));
   m.reset();  // must not hang: a few retries, then the records are logged as dropped
   EXPECT_EQ(s.size(), 0u);
+}
+
+TEST(Meter, WriterWaitsAtIdlePriorityUntilABacklogRaisesIt) {
+  FakeStore s;
+  std::unique_lock gate(s.gate);
+  constexpr std::size_t kBatch = 4;
+  Meter m(s, 1h, kBatch);
+  if (!m.uses_idle_priority()) GTEST_SKIP() << "no CAP_SYS_NICE here: the writer stays at SCHED_OTHER";
+  ASSERT_TRUE(eventually([&] { return m.writer_idle(); }));
+  EXPECT_EQ(::sched_getscheduler(m.writer_tid()), SCHED_IDLE);
+
+  int n = 0;
+  for (std::size_t i = 0; i < kBatch; ++i) m.record(rec(std::to_string(n++)));
+  ASSERT_TRUE(eventually([&] { return s.entered == 1; }));  // the writer holds that batch, stalled
+  for (std::size_t i = 0; i + 1 < Meter::kBoostBatches * kBatch; ++i) m.record(rec(std::to_string(n++)));
+  EXPECT_TRUE(m.writer_idle()) << "one record short of the backlog";
+  EXPECT_EQ(::sched_getscheduler(m.writer_tid()), SCHED_IDLE);
+  m.record(rec(std::to_string(n++)));
+  EXPECT_FALSE(m.writer_idle());
+  EXPECT_EQ(::sched_getscheduler(m.writer_tid()), SCHED_OTHER);
+
+  gate.unlock();
+  ASSERT_TRUE(eventually([&] { return m.written() == static_cast<std::uint64_t>(n); }));
+  EXPECT_TRUE(eventually([&] { return m.writer_idle(); })) << "caught up: back to idle priority";
+  EXPECT_EQ(::sched_getscheduler(m.writer_tid()), SCHED_IDLE);
+  EXPECT_EQ(s.size(), static_cast<std::size_t>(n));
 }
 
 TEST(Meter, WorksWithTheSqliteStore) {
