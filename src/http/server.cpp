@@ -1,7 +1,5 @@
 #include "http/server.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -54,11 +52,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (t < timer_.expiry()) timer_.expires_at(t);  // wakes the watchdog to re-arm earlier
   }
   void clear_deadline() { deadline_ = clock::time_point::max(); }
-  void set_cork(bool on) {
-    int v = on ? 1 : 0;
-    ::setsockopt(sock_.native_handle(), IPPROTO_TCP, TCP_CORK, &v, sizeof v);
-    corked_ = on;
-  }
+  // Sends what respond() held back, if anything. Called before any wait
+  // that the held answer could stall (the client may be waiting on it).
+  net::awaitable<void> release_held();
   void close() {
     error_code ec;
     sock_.shutdown(tcp::socket::shutdown_both, ec);
@@ -76,7 +72,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool gone_ = false;
   unsigned watch_gen_ = 0;
   bool watching_ = false;
-  bool corked_ = false;
+  std::string held_;  // a held answer's bytes (Exchange::hold_for_next), sent with the next write
   std::string head_;  // respond()'s serialised head, reused
 };
 
@@ -123,6 +119,7 @@ net::awaitable<Expected<std::string>> Exchange::read_body(std::uint64_t limit) {
                    fmt::format("request body is {} bytes; the limit is {}", *cl, format_size(limit)));
   }
   if (p.is_done()) co_return std::move(p.get().body());
+  co_await conn_.release_held();  // the client may wait for it before it sends the rest
   p.body_limit(limit);
   conn_.set_deadline(conn_.server_->opts.read_timeout);
   error_code ec;
@@ -143,6 +140,7 @@ net::awaitable<Expected<std::string>> Exchange::read_body(std::uint64_t limit) {
 net::awaitable<Expected<std::optional<std::string>>> Exchange::read_body_some(std::uint64_t limit) {
   auto& p = *conn_.parser_;
   p.body_limit(limit);  // counts the whole body, not each piece
+  co_await conn_.release_held();
   while (!p.is_done()) {
     error_code ec;
     co_await bhttp::async_read_some(conn_.sock_, conn_.buf_, p, net::redirect_error(use_awaitable, ec));
@@ -186,15 +184,13 @@ void Exchange::prepare_head(Msg& m) {
 }
 
 // Runs one write under the write deadline; a failed write marks the client gone.
-// Unless told to hold it, a write also releases what an earlier one held.
 template <class WriteOp>
-net::awaitable<bool> Exchange::timed_write(WriteOp&& op, bool hold) {
+net::awaitable<bool> Exchange::timed_write(WriteOp&& op) {
   conn_.set_deadline(conn_.server_->opts.write_timeout);
   error_code ec;
   co_await op(net::redirect_error(use_awaitable, ec));
   conn_.clear_deadline();
   if (ec) conn_.gone_ = true;
-  if (conn_.corked_ && (!hold || ec)) conn_.set_cork(false);
   co_return !ec;
 }
 
@@ -204,8 +200,7 @@ net::awaitable<bool> Exchange::respond(Response& res) {
   prepare_head(res);
   res.prepare_payload();
   // Bytes already buffered past this request: the client pipelined its next one.
-  const bool hold = hold_for_next_ && !close_after_ && conn_.buf_.size() > 0 && !conn_.corked_;
-  if (hold) conn_.set_cork(true);
+  const bool hold = hold_for_next_ && !close_after_ && conn_.buf_.size() > 0 && conn_.held_.empty();
   // The head is written out here, into a buffer the connection reuses, and
   // leaves with the body in one gather write: what Beast's serializer would
   // send, without its generic buffer-sequence machinery on every call.
@@ -220,8 +215,14 @@ net::awaitable<bool> Exchange::respond(Response& res) {
   head.append(res.reason()).append("\r\n");
   for (const auto& f : res) head.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
   head.append("\r\n");
-  std::array<net::const_buffer, 2> bufs{net::buffer(head), net::buffer(res.body())};
-  co_return co_await timed_write([&](auto token) { return net::async_write(conn_.sock_, bufs, token); }, hold);
+  if (hold) {
+    conn_.held_.append(head).append(res.body());
+    co_return true;
+  }
+  std::array<net::const_buffer, 3> bufs{net::buffer(conn_.held_), net::buffer(head), net::buffer(res.body())};
+  bool ok = co_await timed_write([&](auto token) { return net::async_write(conn_.sock_, bufs, token); });
+  conn_.held_.clear();
+  co_return ok;
 }
 
 net::awaitable<bool> Exchange::respond(unsigned status, std::string_view content_type, std::string_view body) {
@@ -245,6 +246,7 @@ net::awaitable<bool> Exchange::start_stream(StreamHead& head) {
   streaming_ = true;
   prepare_head(head);
   head.chunked(true);
+  co_await conn_.release_held();
   bhttp::response_serializer<bhttp::empty_body> sr(head);
   co_return co_await timed_write([&](auto token) { return bhttp::async_write_header(conn_.sock_, sr, token); });
 }
@@ -252,6 +254,7 @@ net::awaitable<bool> Exchange::start_stream(StreamHead& head) {
 net::awaitable<bool> Exchange::write_chunk(std::string_view data) {
   if (conn_.gone_ || !streaming_) co_return false;
   if (data.empty()) co_return true;  // an empty chunk would end the stream
+  co_await conn_.release_held();
   // Chunk framing by hand (RFC 9112 §7.1): size in hex, CRLF, data, CRLF.
   char size_line[24];
   int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
@@ -262,11 +265,14 @@ net::awaitable<bool> Exchange::write_chunk(std::string_view data) {
 
 net::awaitable<bool> Exchange::end_stream() {
   if (conn_.gone_ || !streaming_) co_return false;
+  co_await conn_.release_held();
   co_return co_await timed_write(
       [&](auto token) { return net::async_write(conn_.sock_, net::buffer("0\r\n\r\n", 5), token); });
 }
 
 bool Exchange::client_gone() const { return conn_.gone_; }
+
+net::awaitable<void> Exchange::release_held() { co_await conn_.release_held(); }
 
 void Exchange::watch_disconnect(std::function<void()> on_gone) {
   if (conn_.watching_) return;
@@ -304,6 +310,24 @@ void Exchange::watch_disconnect(std::function<void()> on_gone) {
 
 // -------------------------------------------------------------- Connection
 
+net::awaitable<void> Connection::release_held() {
+  if (held_.empty()) co_return;
+  set_deadline(server_->opts.write_timeout);
+  error_code ec;
+  co_await net::async_write(sock_, net::buffer(held_), net::redirect_error(use_awaitable, ec));
+  clear_deadline();
+  held_.clear();
+  if (ec) gone_ = true;
+}
+
+namespace {
+// Whether `buf` holds a whole request header: reading it then cannot block.
+bool has_whole_header(const beast::flat_buffer& buf) {
+  std::string_view d(static_cast<const char*>(buf.data().data()), buf.size());
+  return d.find("\r\n\r\n") != std::string_view::npos;
+}
+}  // namespace
+
 net::awaitable<void> Connection::watchdog() {
   auto self = shared_from_this();
   while (sock_.is_open()) {
@@ -330,12 +354,14 @@ net::awaitable<void> Connection::run() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(st.opts.max_header));
     parser_->body_limit(boost::none);
+    if (!held_.empty() && !has_whole_header(buf_)) co_await release_held();
     // The idle wait and the header both count against the deadline: a
     // client that trickles a header byte by byte is cut off like a silent one.
     set_deadline(buf_.size() ? st.opts.read_timeout : std::max(st.opts.read_timeout, st.opts.idle_timeout));
     co_await bhttp::async_read_header(sock_, buf_, *parser_, net::redirect_error(use_awaitable, ec));
     clear_deadline();
     if (ec) {
+      co_await release_held();  // the answer before a bad request still goes, first
       if (ec == bhttp::error::header_limit) {
         static const char k431[] =
             "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
@@ -379,6 +405,7 @@ net::awaitable<void> Connection::run() {
     }
     if (ex.close_after_ || gone_ || !parser_->is_done() || !sock_.is_open()) break;
   }
+  co_await release_held();  // stopping with an answer held: it still goes
   close();
   st.conns.erase(this);
 }

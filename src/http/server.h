@@ -93,12 +93,16 @@ class Exchange {
   net::awaitable<bool> end_stream();
   bool responded() const { return responded_; }
   // If the client has already sent its next request (HTTP/1.1 pipelining),
-  // the next respond() is held in the kernel (TCP_CORK) and leaves with the
-  // answer after it: one send and one wake-up of the client instead of two.
+  // the next respond() is held back and leaves with the answer after it, in
+  // the same write: one send and one wake-up of the client instead of two.
   // For answers the client does not wait on, when the next one is expected
-  // soon (a Runtime API 202 while the function is busy); the kernel sends a
-  // held answer after 200 ms anyway.
+  // soon (a Runtime API 202 while the function is busy). A held answer is
+  // sent before anything could wait on it: a read that would block, a stream,
+  // or release_held().
   void hold_for_next() { hold_for_next_ = true; }
+  // Sends a held answer now; call before waiting on something other than
+  // this connection (the Runtime API's /next waiting for an event).
+  net::awaitable<void> release_held();
   bool streaming() const { return streaming_; }
 
   // Calls `on_gone` once if the client closes its connection while the
@@ -122,7 +126,7 @@ class Exchange {
   template <class Msg>
   void prepare_head(Msg& m);
   template <class WriteOp>
-  net::awaitable<bool> timed_write(WriteOp&& op, bool hold = false);
+  net::awaitable<bool> timed_write(WriteOp&& op);
   Connection& conn_;
   bool responded_ = false;
   bool streaming_ = false;

@@ -1,6 +1,8 @@
 #include "http/server.h"
 
+#include <algorithm>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
@@ -44,6 +46,7 @@ class ServerFixture : public ::testing::Test {
         all += "|trailer=" + std::string(ex.field("X-Trailer"));
         co_await ex.respond(200, "text/plain", all);
       } else if (ex.path() == "/slow") {
+        if (ex.field("X-Release") == "1") co_await ex.release_held();
         net::steady_timer t(io_, std::chrono::milliseconds(1500));
         co_await t.async_wait(net::use_awaitable);
         co_await ex.respond(200, "text/plain", "slow");
@@ -196,11 +199,28 @@ TEST_F(ServerFixture, ReadsChunkedBodyPieceByPieceWithTrailers) {
   EXPECT_NE(in.find("abcde|trailer=yes"), std::string::npos) << in;
 }
 
-// A Runtime API client pipelines GET /next behind POST /response: an answer
-// held for the next one (hold_for_next) is really held, but at most the
-// kernel's cork ceiling (200 ms), so a slow second request cannot strand
-// it; both arrive, in order.
-TEST_F(ServerFixture, HeldPipelinedAnswerIsNotStuckBehindASlowOne) {
+// Reads from `s` until `until` holds or 5 s pass; records when each answer
+// body (`bodies`, in order) first showed up, measured from `t0`.
+std::vector<std::chrono::milliseconds> arrival_times(tcp::socket& s, std::chrono::steady_clock::time_point t0,
+                                                     const std::vector<std::string>& bodies, std::string& in) {
+  std::vector<std::chrono::milliseconds> at(bodies.size(), std::chrono::milliseconds(-1));
+  auto all_seen = [&] { return std::none_of(at.begin(), at.end(), [](auto t) { return t.count() < 0; }); };
+  while (!all_seen() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+    char buf[4096];
+    boost::system::error_code ec;
+    size_t n = s.read_some(net::buffer(buf), ec);
+    if (ec) break;
+    in.append(buf, n);
+    for (size_t i = 0; i < bodies.size(); ++i)
+      if (at[i].count() < 0 && in.find("\r\n\r\n" + bodies[i]) != std::string::npos)
+        at[i] = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  }
+  return at;
+}
+
+// A Runtime API client pipelines GET /next behind POST /response: the answer
+// held for the next one (hold_for_next) leaves with it, in order.
+TEST_F(ServerFixture, HeldPipelinedAnswerLeavesWithTheNextOne) {
   start({});
   net::io_context cio;
   tcp::socket s(cio);
@@ -209,23 +229,49 @@ TEST_F(ServerFixture, HeldPipelinedAnswerIsNotStuckBehindASlowOne) {
   net::write(s, net::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\nX-Hold: 1\r\nContent-Length: 1\r\n\r\na"
                                         "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")));
   std::string in;
-  std::chrono::steady_clock::duration first{}, second{};
-  while (second == std::chrono::steady_clock::duration{} && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
-    char buf[4096];
-    boost::system::error_code ec;
-    size_t n = s.read_some(net::buffer(buf), ec);
-    if (ec) break;
-    in.append(buf, n);
-    if (first == std::chrono::steady_clock::duration{} && in.find("\r\n\r\na") != std::string::npos)
-      first = std::chrono::steady_clock::now() - t0;
-    if (in.find("\r\n\r\nslow") != std::string::npos) second = std::chrono::steady_clock::now() - t0;
-  }
-  ASSERT_NE(first, std::chrono::steady_clock::duration{}) << in;
-  ASSERT_NE(second, std::chrono::steady_clock::duration{}) << in;
-  EXPECT_GE(first, std::chrono::milliseconds(100));   // it was held (the kernel sends it at ~200 ms)...
-  EXPECT_LT(first, std::chrono::milliseconds(1000));  // ...at most ~200 ms, not the 1.5 s
-  EXPECT_GE(second, std::chrono::milliseconds(1400));
+  auto at = arrival_times(s, t0, {"a", "slow"}, in);
+  ASSERT_GE(at[0].count(), 0) << in;
+  ASSERT_GE(at[1].count(), 0) << in;
+  EXPECT_GE(at[0], std::chrono::milliseconds(1400)) << "held until the next answer";
   EXPECT_LT(in.find("\r\n\r\na"), in.find("\r\n\r\nslow"));
+}
+
+// A handler about to wait on something else calls release_held(): the held
+// answer goes at once (the Runtime API's /next with no event queued).
+TEST_F(ServerFixture, ReleaseHeldSendsTheHeldAnswerBeforeAWait) {
+  start({});
+  net::io_context cio;
+  tcp::socket s(cio);
+  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->port()));
+  auto t0 = std::chrono::steady_clock::now();
+  net::write(s, net::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\nX-Hold: 1\r\nContent-Length: 1\r\n\r\na"
+                                        "GET /slow HTTP/1.1\r\nHost: x\r\nX-Release: 1\r\n\r\n")));
+  std::string in;
+  auto at = arrival_times(s, t0, {"a", "slow"}, in);
+  ASSERT_GE(at[0].count(), 0) << in;
+  ASSERT_GE(at[1].count(), 0) << in;
+  EXPECT_LT(at[0], std::chrono::milliseconds(1000));
+  EXPECT_GE(at[1], std::chrono::milliseconds(1400));
+}
+
+// Only part of the next request has arrived: the server must wait for the
+// client, so the held answer goes before that read (the client may be
+// waiting for it before it sends the rest).
+TEST_F(ServerFixture, HeldAnswerIsSentBeforeABlockingRead) {
+  start({});
+  net::io_context cio;
+  tcp::socket s(cio);
+  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->port()));
+  auto t0 = std::chrono::steady_clock::now();
+  net::write(s, net::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\nX-Hold: 1\r\nContent-Length: 1\r\n\r\na"
+                                        "POST /echo HTTP/1.1\r\nHo")));
+  std::string in;
+  auto first = arrival_times(s, t0, {"a"}, in);
+  ASSERT_GE(first[0].count(), 0) << in;
+  EXPECT_LT(first[0], std::chrono::milliseconds(1000));
+  net::write(s, net::buffer(std::string("st: x\r\nContent-Length: 1\r\n\r\nb")));
+  auto second = arrival_times(s, t0, {"b"}, in);
+  EXPECT_GE(second[0].count(), 0) << in;
 }
 
 TEST(SplitHostPort, ParsesAndRejects) {
