@@ -273,10 +273,12 @@ net::awaitable<void> Instance::on_next(http::Exchange& ex) {
     pool_.on_instance_ready(*this);
   }
   // The 202 of this runtime's last answer may be held for the next event.
-  // A call granted to this instance (inflight) is queued as soon as its
-  // caller's coroutine resumes: the 202 waits for it. With none coming it
-  // goes now, before the wait.
-  if (queued_.empty() && inflight == 0) co_await ex.release_held();
+  // A call granted to this instance but not queued yet (counted in inflight,
+  // not in running_ or queued_) is queued as soon as its caller's coroutine
+  // resumes: the 202 waits for it. With none coming it goes now, before the
+  // wait.
+  const bool granted_in_transit = inflight > static_cast<int>(running_.size() + queued_.size());
+  if (queued_.empty() && !granted_in_transit) co_await ex.release_held();
   while (queued_.empty() && state_ == State::ready) {
     net::steady_timer wake(ctx_.io, Clock::time_point::max());
     next_waiters_.push_back(&wake);
