@@ -65,12 +65,18 @@ class ServerFixture : public ::testing::Test {
   }
   std::string url(const std::string& path) { return "http://127.0.0.1:" + std::to_string(server_->port()) + path; }
 
-  // Raw exchange over one socket: writes `out`, reads until EOF or timeout.
-  std::string raw(const std::string& out, std::chrono::milliseconds wait = std::chrono::milliseconds(2000)) {
-    net::io_context cio;
+  // A blocking socket on `cio`, connected to the server, that has sent `out`.
+  tcp::socket connect_and_send(net::io_context& cio, const std::string& out) {
     tcp::socket s(cio);
     s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->port()));
     net::write(s, net::buffer(out));
+    return s;
+  }
+
+  // Raw exchange over one socket: writes `out`, reads until EOF or timeout.
+  std::string raw(const std::string& out, std::chrono::milliseconds wait = std::chrono::milliseconds(2000)) {
+    net::io_context cio;
+    auto s = connect_and_send(cio, out);
     std::string in;
     boost::system::error_code ec;
     auto until = std::chrono::steady_clock::now() + wait;
@@ -223,11 +229,9 @@ std::vector<std::chrono::milliseconds> arrival_times(tcp::socket& s, std::chrono
 TEST_F(ServerFixture, HeldPipelinedAnswerLeavesWithTheNextOne) {
   start({});
   net::io_context cio;
-  tcp::socket s(cio);
-  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->port()));
   auto t0 = std::chrono::steady_clock::now();
-  net::write(s, net::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\nX-Hold: 1\r\nContent-Length: 1\r\n\r\na"
-                                        "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")));
+  auto s = connect_and_send(cio, "POST /echo HTTP/1.1\r\nHost: x\r\nX-Hold: 1\r\nContent-Length: 1\r\n\r\na"
+                                 "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
   std::string in;
   auto at = arrival_times(s, t0, {"a", "slow"}, in);
   ASSERT_GE(at[0].count(), 0) << in;
@@ -241,11 +245,9 @@ TEST_F(ServerFixture, HeldPipelinedAnswerLeavesWithTheNextOne) {
 TEST_F(ServerFixture, ReleaseHeldSendsTheHeldAnswerBeforeAWait) {
   start({});
   net::io_context cio;
-  tcp::socket s(cio);
-  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->port()));
   auto t0 = std::chrono::steady_clock::now();
-  net::write(s, net::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\nX-Hold: 1\r\nContent-Length: 1\r\n\r\na"
-                                        "GET /slow HTTP/1.1\r\nHost: x\r\nX-Release: 1\r\n\r\n")));
+  auto s = connect_and_send(cio, "POST /echo HTTP/1.1\r\nHost: x\r\nX-Hold: 1\r\nContent-Length: 1\r\n\r\na"
+                                 "GET /slow HTTP/1.1\r\nHost: x\r\nX-Release: 1\r\n\r\n");
   std::string in;
   auto at = arrival_times(s, t0, {"a", "slow"}, in);
   ASSERT_GE(at[0].count(), 0) << in;
@@ -260,11 +262,9 @@ TEST_F(ServerFixture, ReleaseHeldSendsTheHeldAnswerBeforeAWait) {
 TEST_F(ServerFixture, HeldAnswerIsSentBeforeABlockingRead) {
   start({});
   net::io_context cio;
-  tcp::socket s(cio);
-  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->port()));
   auto t0 = std::chrono::steady_clock::now();
-  net::write(s, net::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\nX-Hold: 1\r\nContent-Length: 1\r\n\r\na"
-                                        "POST /echo HTTP/1.1\r\nHo")));
+  auto s = connect_and_send(cio, "POST /echo HTTP/1.1\r\nHost: x\r\nX-Hold: 1\r\nContent-Length: 1\r\n\r\na"
+                                 "POST /echo HTTP/1.1\r\nHo");
   std::string in;
   auto first = arrival_times(s, t0, {"a"}, in);
   ASSERT_GE(first[0].count(), 0) << in;
