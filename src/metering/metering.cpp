@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 
@@ -30,7 +31,7 @@ bool may_leave_sched_idle() {
   if (::getrlimit(RLIMIT_NICE, &rl) == 0 && rl.rlim_cur >= 20) return true;
   std::ifstream status("/proc/self/status");
   for (std::string line; std::getline(status, line);)
-    if (line.rfind("CapEff:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> kCapSysNice) & 1;
+    if (line.rfind("CapEff:", 0) == 0) return (std::strtoull(line.c_str() + 7, nullptr, 16) >> kCapSysNice) & 1;
   return false;
 }
 
@@ -111,9 +112,10 @@ std::uint64_t Meter::dropped() const {
 
 void Meter::run() {
   writer_tid_ = ::gettid();
-  // Measured (docs/PERFORMANCE.md): at one connection a batch written at
-  // normal priority held up 1-2 % of calls by ~2 ms (exec hello p99 1.7 ms ->
-  // 0.3 ms at SCHED_IDLE); at 16 connections +14 % throughput.
+  // Measured (docs/PERFORMANCE.md, tenth session): at one connection a batch
+  // written at normal priority held up 1-2 % of calls by ~2 ms (exec hello
+  // p99 1.8 -> 0.4 ms at SCHED_IDLE); throughput at 16 connections did not
+  // change beyond the noise.
   const bool idle = idle_capable_ && set_policy(0, SCHED_IDLE);
   std::unique_lock lock(mu_);
   idle_now_ = idle;

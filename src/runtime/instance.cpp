@@ -346,7 +346,8 @@ net::awaitable<void> Instance::on_response(http::Exchange& ex, const std::string
     // behind: a runtime that pipelined its GET /next gets this 202 with it,
     // in one send (+25 % exec hello throughput at 16 connections; holding
     // only when a call was already granted to this instance gave +10 %).
-    // on_next() sends it at once if no event is queued for this instance.
+    // on_next() sends it at once if no call is queued or on its way to this
+    // instance.
     // Otherwise the 202 goes now and is read while the runtime is idle, not
     // in front of the next event (held always, the Python bootstrap's p50 at
     // one connection was 16 us slower).
