@@ -52,8 +52,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (t < timer_.expiry()) timer_.expires_at(t);  // wakes the watchdog to re-arm earlier
   }
   void clear_deadline() { deadline_ = clock::time_point::max(); }
-  // Sends what respond() held back, if anything. Called before any wait
-  // that the held answer could stall (the client may be waiting on it).
+  // Sends what respond() held back. Called before any wait that the held
+  // answer could stall (the client may be waiting on it); callers test
+  // holding() first, so the common case costs no coroutine frame.
+  bool holding() const { return !held_.empty(); }
   net::awaitable<void> release_held();
   void close() {
     error_code ec;
@@ -119,7 +121,8 @@ net::awaitable<Expected<std::string>> Exchange::read_body(std::uint64_t limit) {
                    fmt::format("request body is {} bytes; the limit is {}", *cl, format_size(limit)));
   }
   if (p.is_done()) co_return std::move(p.get().body());
-  co_await conn_.release_held();  // the client may wait for it before it sends the rest
+  // The client may wait for a held answer before it sends the rest.
+  if (conn_.holding()) co_await conn_.release_held();
   p.body_limit(limit);
   conn_.set_deadline(conn_.server_->opts.read_timeout);
   error_code ec;
@@ -140,7 +143,7 @@ net::awaitable<Expected<std::string>> Exchange::read_body(std::uint64_t limit) {
 net::awaitable<Expected<std::optional<std::string>>> Exchange::read_body_some(std::uint64_t limit) {
   auto& p = *conn_.parser_;
   p.body_limit(limit);  // counts the whole body, not each piece
-  co_await conn_.release_held();
+  if (conn_.holding()) co_await conn_.release_held();
   while (!p.is_done()) {
     error_code ec;
     co_await bhttp::async_read_some(conn_.sock_, conn_.buf_, p, net::redirect_error(use_awaitable, ec));
@@ -246,7 +249,7 @@ net::awaitable<bool> Exchange::start_stream(StreamHead& head) {
   streaming_ = true;
   prepare_head(head);
   head.chunked(true);
-  co_await conn_.release_held();
+  if (conn_.holding()) co_await conn_.release_held();
   bhttp::response_serializer<bhttp::empty_body> sr(head);
   co_return co_await timed_write([&](auto token) { return bhttp::async_write_header(conn_.sock_, sr, token); });
 }
@@ -254,7 +257,7 @@ net::awaitable<bool> Exchange::start_stream(StreamHead& head) {
 net::awaitable<bool> Exchange::write_chunk(std::string_view data) {
   if (conn_.gone_ || !streaming_) co_return false;
   if (data.empty()) co_return true;  // an empty chunk would end the stream
-  co_await conn_.release_held();
+  if (conn_.holding()) co_await conn_.release_held();
   // Chunk framing by hand (RFC 9112 §7.1): size in hex, CRLF, data, CRLF.
   char size_line[24];
   int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
@@ -265,14 +268,16 @@ net::awaitable<bool> Exchange::write_chunk(std::string_view data) {
 
 net::awaitable<bool> Exchange::end_stream() {
   if (conn_.gone_ || !streaming_) co_return false;
-  co_await conn_.release_held();
+  if (conn_.holding()) co_await conn_.release_held();
   co_return co_await timed_write(
       [&](auto token) { return net::async_write(conn_.sock_, net::buffer("0\r\n\r\n", 5), token); });
 }
 
 bool Exchange::client_gone() const { return conn_.gone_; }
 
-net::awaitable<void> Exchange::release_held() { co_await conn_.release_held(); }
+bool Exchange::holding() const { return conn_.holding(); }
+
+net::awaitable<void> Exchange::release_held() { return conn_.release_held(); }
 
 void Exchange::watch_disconnect(std::function<void()> on_gone) {
   if (conn_.watching_) return;
@@ -311,7 +316,6 @@ void Exchange::watch_disconnect(std::function<void()> on_gone) {
 // -------------------------------------------------------------- Connection
 
 net::awaitable<void> Connection::release_held() {
-  if (held_.empty()) co_return;
   set_deadline(server_->opts.write_timeout);
   error_code ec;
   co_await net::async_write(sock_, net::buffer(held_), net::redirect_error(use_awaitable, ec));
@@ -354,14 +358,14 @@ net::awaitable<void> Connection::run() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(st.opts.max_header));
     parser_->body_limit(boost::none);
-    if (!held_.empty() && !has_whole_header(buf_)) co_await release_held();
+    if (holding() && !has_whole_header(buf_)) co_await release_held();
     // The idle wait and the header both count against the deadline: a
     // client that trickles a header byte by byte is cut off like a silent one.
     set_deadline(buf_.size() ? st.opts.read_timeout : std::max(st.opts.read_timeout, st.opts.idle_timeout));
     co_await bhttp::async_read_header(sock_, buf_, *parser_, net::redirect_error(use_awaitable, ec));
     clear_deadline();
     if (ec) {
-      co_await release_held();  // the answer before a bad request still goes, first
+      if (holding()) co_await release_held();  // the answer before a bad request still goes, first
       if (ec == bhttp::error::header_limit) {
         static const char k431[] =
             "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
@@ -405,7 +409,7 @@ net::awaitable<void> Connection::run() {
     }
     if (ex.close_after_ || gone_ || !parser_->is_done() || !sock_.is_open()) break;
   }
-  co_await release_held();  // stopping with an answer held: it still goes
+  if (holding()) co_await release_held();  // stopping with an answer held: it still goes
   close();
   st.conns.erase(this);
 }

@@ -100,8 +100,10 @@ class Exchange {
   // sent before anything could wait on it: a read that would block, a stream,
   // or release_held().
   void hold_for_next() { hold_for_next_ = true; }
-  // Sends a held answer now; call before waiting on something other than
-  // this connection (the Runtime API's /next waiting for an event).
+  // Whether an answer is held, and sending it now: call before waiting on
+  // something other than this connection (the Runtime API's /next waiting
+  // for an event). REQUIRES for release_held(): holding().
+  bool holding() const;
   net::awaitable<void> release_held();
   bool streaming() const { return streaming_; }
 

@@ -278,7 +278,7 @@ net::awaitable<void> Instance::on_next(http::Exchange& ex) {
   // resumes: the 202 waits for it. With none coming it goes now, before the
   // wait.
   const bool granted_in_transit = inflight > static_cast<int>(running_.size() + queued_.size());
-  if (queued_.empty() && !granted_in_transit) co_await ex.release_held();
+  if (ex.holding() && queued_.empty() && !granted_in_transit) co_await ex.release_held();
   while (queued_.empty() && state_ == State::ready) {
     net::steady_timer wake(ctx_.io, Clock::time_point::max());
     next_waiters_.push_back(&wake);
