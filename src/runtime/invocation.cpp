@@ -105,15 +105,16 @@ void Invocation::end(std::optional<Error> why) {
 
 void Invocation::abort(Error why) {
   if (ended_) return;
-  auto inst = instance_;  // end() lets go of it
-  bool kill = taken_;     // a call still in the queue has not reached the process
-  end(why);
   // The only way to stop one call inside a Lambda runtime is to stop the
   // process; other calls sharing it (concurrency > 1) learn why from this.
-  if (inst && kill)
-    inst->kill(Error(ErrorType::instance_crashed,
-                     fmt::format("the instance was stopped because another call on it ({}) ended early: {}", id,
-                                 why.message)));
+  // A call still in the queue has not reached the process. The kill comes
+  // before end(): end() frees this call's slot, and a ready instance with a
+  // free slot would be handed to a call waiting for one, just before dying.
+  if (instance_ && taken_)
+    instance_->kill(Error(ErrorType::instance_crashed,
+                          fmt::format("the instance was stopped because another call on it ({}) ended early: {}", id,
+                                      why.message)));
+  end(std::move(why));
 }
 
 }  // namespace aifn::runtime

@@ -201,9 +201,11 @@ void kill_group(pid_t pgid) {
 ChildReaper::ChildReaper(boost::asio::io_context& io) : signals_(io, SIGCHLD) { arm(); }
 
 void ChildReaper::watch(pid_t pid, std::function<void(int)> on_exit) {
+  // A child that exited before this line still has its SIGCHLD waiting in
+  // signals_, so the next reap() finds it. No reap() here: it would run other
+  // instances' exit callbacks inside the caller, e.g. in the middle of the
+  // pool handing instances to waiting calls.
   callbacks_[pid] = std::move(on_exit);
-  // The child may have exited before we watched it.
-  reap();
 }
 
 void ChildReaper::arm() {

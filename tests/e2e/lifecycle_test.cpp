@@ -138,27 +138,60 @@ TEST(Lifecycle, ATimeoutOnASharedInstanceTellsTheOtherCallWhy) {
   EXPECT_NE(ro.body.find("another call"), std::string::npos) << ro.body;
 }
 
+// Sends a call to `fn` and closes the connection after `stay`, mid-call.
+void call_and_leave(Server& s, const std::string& fn, const std::string& body, std::chrono::milliseconds stay) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket sock(io);
+  sock.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(s.port())});
+  std::string req = "POST /fn/" + fn + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body;
+  boost::asio::write(sock, boost::asio::buffer(req));
+  std::this_thread::sleep_for(stay);
+}
+
 TEST(Lifecycle, ClientDisconnectCancelsTheCall) {
   FunctionsDir fns{{"leaver", ""}};
   Server s(fns.path());
   s.post("/fn/leaver", "{}");
   int pid = instance_pid(s, "leaver");
-  {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::socket sock(io);
-    sock.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(s.port())});
-    std::string body = R"({"sleep_ms":5000})";
-    std::string req = "POST /fn/leaver HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                      std::to_string(body.size()) + "\r\n\r\n" + body;
-    boost::asio::write(sock, boost::asio::buffer(req));
-    std::this_thread::sleep_for(300ms);
-  }  // the socket closes here, mid-call
+  call_and_leave(s, "leaver", R"({"sleep_ms":5000})", 300ms);
   EXPECT_TRUE(eventually([&] { return !process_alive(pid); }, 3s));
   auto usage = json(s.get("/admin/usage").body).at("rows").as_array();
   ASSERT_EQ(usage.size(), 1u);
   EXPECT_EQ(usage[0].at("calls").as_int64(), 2);
   EXPECT_EQ(usage[0].at("errors").as_int64(), 1);
   EXPECT_GE(usage[0].at("billed_ms").as_int64(), 250);  // what ran is billed
+}
+
+// An instance stopped because its call ended early (deadline, client gone)
+// is not handed to a call waiting for one: that call gets a fresh instance.
+TEST(Lifecycle, ACallQueuedBehindATimedOutOneGetsAFreshInstance) {
+  FunctionsDir fns{{"single", "max_instances = 1\ntimeout = \"800ms\"\nqueue_timeout = \"10s\"\n"}};
+  Server s(fns.path());
+  ASSERT_EQ(s.post("/fn/single", "{}").status, 200);  // warm
+  int pid = instance_pid(s, "single");
+  auto slow = std::async(std::launch::async, [&] { return s.post("/fn/single", R"({"sleep_ms":5000})"); });
+  std::this_thread::sleep_for(300ms);
+  auto queued = s.post("/fn/single", "{}");
+  EXPECT_EQ(slow.get().status, 504);
+  ASSERT_EQ(queued.status, 200) << queued.body;
+  EXPECT_NE(json_int(queued.body, "pid"), pid);
+  EXPECT_EQ(queued.header("x-aifn-cold-start"), "true");
+}
+
+TEST(Lifecycle, ACallQueuedBehindACancelledOneGetsAFreshInstance) {
+  FunctionsDir fns{{"single", "max_instances = 1\nqueue_timeout = \"10s\"\n"}};
+  Server s(fns.path());
+  ASSERT_EQ(s.post("/fn/single", "{}").status, 200);  // warm
+  int pid = instance_pid(s, "single");
+  auto queued = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(150ms);  // behind the call that leaves
+    return s.post("/fn/single", "{}");
+  });
+  call_and_leave(s, "single", R"({"sleep_ms":5000})", 400ms);
+  auto r = queued.get();
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(json_int(r.body, "pid"), pid);
 }
 
 TEST(Lifecycle, SigtermFinishesCallsInFlightAndLeavesNoChild) {
