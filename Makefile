@@ -6,7 +6,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 PORT ?= 8080
 
-.PHONY: all bootstrap build build-asan run test test-unit test-asan test-e2e bench fuzz clean model
+.PHONY: all bootstrap build build-asan run test test-unit test-asan test-e2e bench soak fuzz clean model
 
 all: build
 
@@ -49,6 +49,11 @@ test: build build-asan
 
 bench: build
 	@bash bench/run_all.sh $(BUILD)
+
+# One server under mixed load for SOAK_SECONDS (default 300): stays up, answers
+# as documented, does not grow, stops cleanly (bench/soak.py).
+soak: build
+	python3 bench/soak.py --build $(BUILD) --seconds $${SOAK_SECONDS:-300}
 
 fuzz: bootstrap
 	@bash scripts/fuzz.sh

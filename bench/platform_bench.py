@@ -43,15 +43,19 @@ def post(url, body=b'{"name":"Ada"}'):
 
 
 class Aifn:
-    def __init__(self, build, functions, extra=(), env_extra=None):
+    def __init__(self, build, functions, extra=(), env_extra=None, log=None):
+        """`log`: a file for the server's output (default: discarded)."""
         self.data = tempfile.mkdtemp(prefix="aifn-bench-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, AIFN_LOG_LEVEL="warn", **(env_extra or {}))
+        out = open(log, "w") if log else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [os.path.join(build, "aifn"), "serve", "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
              "--functions", functions, *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL, env=env)
+        if log:
+            out.close()
         if not wait_http(self.url + "/healthz"):
             raise SystemExit("aifn did not start")
 
@@ -116,7 +120,8 @@ class NodeHttp:
         self.proc.wait(10)
 
 
-def wrk(url, conns, seconds, threads=None, headers=()):
+def wrk(url, conns, seconds, threads=None, headers=(), with_errors=False):
+    """(req/s, {percentile: µs}), plus the count of non-2xx answers if `with_errors`."""
     threads = threads or min(conns, 2)
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--latency", "-s",
            os.path.join(ROOT, "bench", "post.lua")]
@@ -128,8 +133,11 @@ def wrk(url, conns, seconds, threads=None, headers=()):
     for pct, val, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
         lat[int(pct)] = float(val) * {"us": 1, "ms": 1000, "s": 1e6}[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        print(f"# warning: {errors.group(1)} non-2xx answers from {url}", file=sys.stderr)
+    non2xx = int(errors.group(1)) if errors else 0
+    if with_errors:
+        return rps, lat, non2xx
+    if non2xx:
+        print(f"# warning: {non2xx} non-2xx answers from {url}", file=sys.stderr)
     return rps, lat
 
 
