@@ -31,8 +31,8 @@ bool has_shell_syntax(const std::string& s) {
 
 }  // namespace
 
-Instance::Instance(RuntimeContext& ctx, Pool& pool, std::string id)
-    : ctx_(ctx), pool_(pool), id_(std::move(id)), out_(ctx.io), err_(ctx.io), init_timer_(ctx.io) {}
+Instance::Instance(RuntimeContext& ctx, std::shared_ptr<Pool> pool, std::string id)
+    : ctx_(ctx), pool_(std::move(pool)), id_(std::move(id)), out_(ctx.io), err_(ctx.io), init_timer_(ctx.io) {}
 
 Instance::~Instance() {
   if (pid_ > 0 && state_ != State::dead) kill_group(pid_);
@@ -43,7 +43,7 @@ Instance::~Instance() {
 }
 
 std::vector<std::string> Instance::command_line() const {
-  const auto& cfg = pool_.spec().cfg;
+  const auto& cfg = pool_->spec().cfg;
   if (cfg.runtime == "node") return {ctx_.node_path, ctx_.runtimes_dir + "/node/bootstrap.js"};
   if (cfg.runtime == "python") return {ctx_.python_path, "-u", ctx_.runtimes_dir + "/python/bootstrap.py"};
   // exec: the handler is a command line. Plain words are executed directly
@@ -60,12 +60,12 @@ std::vector<std::string> Instance::command_line() const {
   }
   if (!word.empty()) argv.push_back(word);
   if (!argv.empty() && argv[0].find('/') != std::string::npos && argv[0][0] != '/')
-    argv[0] = pool_.spec().dir + "/" + argv[0];
+    argv[0] = pool_->spec().dir + "/" + argv[0];
   return argv;
 }
 
 Expected<std::vector<std::string>> Instance::environment() const {
-  const auto& spec = pool_.spec();
+  const auto& spec = pool_->spec();
   const auto& cfg = spec.cfg;
   std::vector<std::string> env = {
       "PATH=/usr/local/bin:/usr/bin:/bin",
@@ -108,7 +108,7 @@ Expected<void> Instance::start() {
   auto self = weak_from_this();
   http::ServerOptions opts;
   opts.idle_timeout = Millis(24 * 3600 * 1000);  // the runtime long-polls
-  opts.read_timeout = std::max(pool_.spec().cfg.timeout, Millis(30'000));
+  opts.read_timeout = std::max(pool_->spec().cfg.timeout, Millis(30'000));
   opts.max_header = 64 * 1024;
   api_ = std::make_unique<http::Server>(ctx_.io, opts, [self](http::Exchange& ex) -> net::awaitable<void> {
     auto inst = self.lock();
@@ -119,7 +119,7 @@ Expected<void> Instance::start() {
     co_await inst->handle(ex);
   });
   int netns_fd = -1;
-  if (pool_.spec().cfg.network == "gateway-only") {
+  if (pool_->spec().cfg.network == "gateway-only") {
     // Its own network namespace: the Runtime API and a relay to the model
     // gateway are opened inside it, and nothing else is there.
     auto ns = make_gateway_only_net(ctx_.gateway_port);
@@ -143,7 +143,7 @@ Expected<void> Instance::start() {
   auto env = environment();
   if (!env) return tl::unexpected(env.error());
 
-  const auto& cfg = pool_.spec().cfg;
+  const auto& cfg = pool_->spec().cfg;
   if (ctx_.cgroup) cgroup_ = InstanceCgroup::create(*ctx_.cgroup, id_, cfg.memory);
 
   int outp[2], errp[2];
@@ -156,7 +156,7 @@ Expected<void> Instance::start() {
   SpawnSpec spec;
   spec.argv = command_line();
   spec.env = std::move(*env);
-  spec.cwd = pool_.spec().dir;
+  spec.cwd = pool_->spec().dir;
   spec.stdout_fd = outp[1];
   spec.stderr_fd = errp[1];
   spec.max_open_files = ctx_.max_open_files;
@@ -197,7 +197,7 @@ Expected<void> Instance::start() {
     i->kill(Error(ErrorType::instance_crashed,
                   fmt::format("the instance did not ask for work within {} of starting", format_duration(t))));
   });
-  spdlog::debug("event=instance_spawned function={} instance={} pid={}", pool_.spec().cfg.name, id_, pid_);
+  spdlog::debug("event=instance_spawned function={} instance={} pid={}", pool_->spec().cfg.name, id_, pid_);
   return {};
 }
 
@@ -228,7 +228,7 @@ void Instance::finish(Invocation& inv) {
     }
   if (inflight > 0) --inflight;
   last_used = Clock::now();
-  if (state_ == State::ready) pool_.release(*this);
+  if (state_ == State::ready) pool_->release(*this);
 }
 
 std::shared_ptr<Invocation> Instance::find_running(const std::string& id) {
@@ -270,7 +270,7 @@ net::awaitable<void> Instance::on_next(http::Exchange& ex) {
     state_ = State::ready;
     init_timer_.cancel();
     init_ms = std::chrono::duration_cast<Millis>(Clock::now() - spawned_at).count();
-    pool_.on_instance_ready(*this);
+    pool_->on_instance_ready(*this);
   }
   // The 202 of this runtime's last answer may be held for the next event.
   // A call granted to this instance but not queued yet (counted in inflight,
@@ -312,7 +312,7 @@ net::awaitable<void> Instance::on_next(http::Exchange& ex) {
   res.set("Lambda-Runtime-Aws-Request-Id", inv->runtime_id);
   res.set("Lambda-Runtime-Deadline-Ms", std::to_string(inv->deadline_epoch_ms));
   res.set("Lambda-Runtime-Invoked-Function-Arn",
-          "arn:aws:lambda:local:000000000000:function:" + pool_.spec().cfg.name);
+          "arn:aws:lambda:local:000000000000:function:" + pool_->spec().cfg.name);
   res.set("Lambda-Runtime-Trace-Id", "Root=1-" + inv->runtime_id);
   if (!inv->token.empty()) res.set("Aifn-Invocation-Token", inv->token);
   res.body() = inv->event;
@@ -351,7 +351,7 @@ net::awaitable<void> Instance::on_response(http::Exchange& ex, const std::string
     // Otherwise the 202 goes now and is read while the runtime is idle, not
     // in front of the next event (held always, the Python bootstrap's p50 at
     // one connection was 16 us slower).
-    if (pool_.calls_in_flight() > 0) ex.hold_for_next();
+    if (pool_->calls_in_flight() > 0) ex.hold_for_next();
     co_await ex.respond(202, "application/json", R"({"status":"OK"})");
     co_return;
   }
@@ -463,7 +463,7 @@ void Instance::emit_line(const char* stream, std::string text) {
   if (!ctx_.log_sink) return;
   LogLine l;
   l.time_ms = epoch_ms_now();
-  l.function = pool_.spec().cfg.name;
+  l.function = pool_->spec().cfg.name;
   l.request_id = last_request_id_;
   l.stream = stream;
   l.text = std::move(text);
@@ -480,7 +480,7 @@ void Instance::on_exit(int status) {
     why = *kill_reason_;
   } else if (cgroup_ && cgroup_->oom_killed()) {
     why = Error(ErrorType::out_of_memory,
-                fmt::format("the function exceeded its memory limit of {}", format_size(pool_.spec().cfg.memory)));
+                fmt::format("the function exceeded its memory limit of {}", format_size(pool_->spec().cfg.memory)));
   } else if (WIFSIGNALED(status)) {
     why = Error(ErrorType::instance_crashed, fmt::format("the instance was killed by signal {}", WTERMSIG(status)));
   } else {
@@ -489,7 +489,7 @@ void Instance::on_exit(int status) {
   }
   if (!was_stopping || kill_reason_) {
     spdlog::warn("event=instance_exit function={} instance={} pid={} reason={} message=\"{}\" stderr_tail=\"{}\"",
-                 pool_.spec().cfg.name, id_, pid_, to_string(why.type), why.message,
+                 pool_->spec().cfg.name, id_, pid_, to_string(why.type), why.message,
                  stderr_tail_.substr(stderr_tail_.size() > 512 ? stderr_tail_.size() - 512 : 0));
   }
   kill_group(pid_);  // anything left in the group
@@ -514,7 +514,7 @@ void Instance::on_exit(int status) {
   // Output pipes close by themselves once every writer is gone.
   if (!pool_notified_gone_) {
     pool_notified_gone_ = true;
-    pool_.on_instance_gone(*this);
+    pool_->on_instance_gone(*this);
   }
 }
 

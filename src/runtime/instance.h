@@ -1,7 +1,9 @@
 // One running instance of a function: a process group plus the Lambda
 // Runtime API endpoint it polls, on a loopback port of its own. Internal to
 // the runtime library; Pool owns instances, Invocations keep theirs alive
-// while they run. io thread only.
+// while they run, and each instance keeps its pool alive until it has exited
+// (a replaced version's pool outlives its Deployed while its instances stop).
+// io thread only.
 #pragma once
 
 #include <deque>
@@ -24,7 +26,7 @@ class Instance : public std::enable_shared_from_this<Instance> {
  public:
   enum class State { starting, ready, stopping, dead };
 
-  Instance(RuntimeContext& ctx, Pool& pool, std::string id);
+  Instance(RuntimeContext& ctx, std::shared_ptr<Pool> pool, std::string id);
   ~Instance();
 
   // Opens the Runtime API endpoint and spawns the process.
@@ -61,7 +63,7 @@ class Instance : public std::enable_shared_from_this<Instance> {
   Expected<std::vector<std::string>> environment() const;
 
   RuntimeContext& ctx_;
-  Pool& pool_;
+  const std::shared_ptr<Pool> pool_;
   const std::string id_;
   State state_ = State::starting;
   pid_t pid_ = -1;

@@ -49,7 +49,7 @@ std::shared_ptr<Instance> Pool::pick_warm() {
 
 std::shared_ptr<Instance> Pool::start_instance(std::string* error, bool reserve) {
   auto id = fmt::format("{}-{}-{}", spec_->cfg.name, spec_->version, ctx_.next_instance_id++);
-  auto inst = std::make_shared<Instance>(ctx_, *this, id);
+  auto inst = std::make_shared<Instance>(ctx_, shared_from_this(), id);
   if (auto r = inst->start(); !r) {
     if (error) *error = r.error().message;
     spdlog::error("event=instance_start_failed function={} error=\"{}\"", spec_->cfg.name, r.error().message);

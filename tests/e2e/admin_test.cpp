@@ -97,6 +97,40 @@ TEST(Admin, CallsWaitingForAnInstanceMoveToTheNewVersion) {
   EXPECT_EQ(running.get().status, 200);
 }
 
+// A replaced version's instances exit after its pool has been dropped by the
+// registry; each must still find its pool then (a use-after-free before: the
+// server answered until an exit landed on freed memory). Run this test
+// against the sanitized server (AIFN_TEST_BINARY, `make test` does) to see
+// such a fault at once rather than by luck.
+TEST(Admin, RedeployingWhileInstancesAreWarmKeepsTheServerUp) {
+  FunctionsDir fns{{"warm", "min_instances = 2\n"}};
+  Server s(fns.path());
+  ASSERT_TRUE(eventually([&] { return instance_count(s, "warm") == 2; }, 10s));
+  for (int v = 2; v <= 4; ++v) {
+    // One call in flight (its instance exits when it ends) and one idle
+    // instance (killed at once) at every deploy.
+    auto busy = std::async(std::launch::async, [&] { return s.post("/fn/warm", R"({"sleep_ms":400})"); });
+    std::this_thread::sleep_for(150ms);
+    auto dir = fns.path() / ("v" + std::to_string(v));
+    write_function(dir, "name = \"warm\"\nruntime = \"node\"\nhandler = \"index.handler\"\nmin_instances = 2\n",
+                   {{"index.js", "exports.handler = async () => ({version: " + std::to_string(v) + "});"}});
+    auto out = run_cli("deploy " + dir.string() + " --server " + s.url(""));
+    ASSERT_NE(out.find("version " + std::to_string(v)), std::string::npos) << out;
+    EXPECT_EQ(busy.get().status, 200);
+    auto now = s.post("/fn/warm", "{}");
+    EXPECT_EQ(now.status, 200);
+    EXPECT_EQ(now.body, "{\"version\":" + std::to_string(v) + "}");
+  }
+  // Every replaced instance is gone and the server still stops cleanly.
+  auto only_v4 = [&] {
+    auto list = json(s.get("/admin/functions/warm/instances").body).at("instances").as_array();
+    return std::all_of(list.begin(), list.end(), [](auto& i) { return i.at("version").as_string() == "4"; });
+  };
+  EXPECT_TRUE(eventually(only_v4, 10s)) << s.get("/admin/functions/warm/instances").body;
+  EXPECT_EQ(s.get("/healthz").status, 200);
+  EXPECT_EQ(s.stop(), 0);
+}
+
 TEST(Admin, DeployedVersionSurvivesARestart) {
   FunctionsDir fns;
   fs::create_directories(fns.path() / "none-here");

@@ -30,7 +30,12 @@ inline std::string source_dir() {
   const char* s = std::getenv("AIFN_SOURCE_DIR");
   return s ? s : AIFN_SOURCE_DIR_DEFAULT;
 }
-inline std::string binary() { return AIFN_BINARY; }
+// AIFN_TEST_BINARY runs the tests against another build of the server, e.g.
+// one with the sanitizers (docs/OPERATIONS.md, "Checking a build under load").
+inline std::string binary() {
+  const char* b = std::getenv("AIFN_TEST_BINARY");
+  return b && *b ? b : AIFN_BINARY;
+}
 
 // Polls `cond` every 10 ms until it holds or `limit` passes.
 inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
@@ -120,7 +125,17 @@ class Server {
     port_ = port_from_log();
   }
   ~Server() {
-    stop();
+    const bool stopped_before = pid_ <= 0;
+    int st = stop();
+    // Against another build (AIFN_TEST_BINARY, e.g. the sanitized one) an
+    // unclean exit is a finding: a fault that killed it, or leaks at exit.
+    if (!stopped_before && std::getenv("AIFN_TEST_BINARY") && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+      ADD_FAILURE() << "aifn (" << binary() << ") did not exit cleanly: status " << st;
+    if (::testing::Test::HasFailure()) {
+      auto text = log();
+      std::fprintf(stderr, "--- the server's log (last 8 KiB) ---\n%s\n",
+                   text.substr(text.size() > 8192 ? text.size() - 8192 : 0).c_str());
+    }
     fs::remove_all(data_);
   }
 
