@@ -203,6 +203,26 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     call_opts.handoff_timeout = cfg.job_timeout;
     call_opts.handoff_at_deadline = cfg.on_timeout == "job";
   }
+  // A caller who leaves: on_disconnect = cancel stops the work (what ran is
+  // billed), or takes the call out of the queue while it waits for an
+  // instance; finish lets it complete; job keeps it running as a job.
+  struct Caller {
+    runtime::CallerWatch watch;
+    std::weak_ptr<runtime::Invocation> call;  // once it has an instance
+  };
+  auto caller = std::make_shared<Caller>();
+  auto client_left = [caller, mode = cfg.on_disconnect] {
+    auto i = caller->call.lock();
+    if (!i) {
+      if (mode == "cancel") caller->watch.left();
+      return;
+    }
+    if (i->handed_off() || mode == "finish") return;
+    if (mode == "job" && i->request_handoff()) return;
+    i->abort(Error(ErrorType::bad_request, "the client disconnected"));
+  };
+  ex.watch_disconnect(client_left);
+  call_opts.caller = &caller->watch;
   auto got = co_await dep->pool->invoke(ex.request_id, std::string(text), call_opts);
   // A deploy landed while this call waited for an instance of the old
   // version: it runs on the new one (validated again: the schema may differ).
@@ -218,11 +238,17 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     }
     got = co_await dep->pool->invoke(ex.request_id, std::string(text), call_opts);
   }
+  if (!got && ex.client_gone()) {
+    finish(499, "client_disconnected", nullptr, false);  // never ran: nothing billed
+    co_return;
+  }
   if (!got) {
     co_await reject(got.error());
     co_return;
   }
   auto inv = std::move(*got);
+  caller->call = inv;
+  if (ex.client_gone()) client_left();  // left just as the call was granted an instance
   if (d_.tokens && !inv->token.empty()) {
     grant = std::make_shared<models::Grant>();
     grant->function = name;
@@ -231,16 +257,6 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
     grant->models = cfg.models;
     token_scope.emplace(d_.tokens, inv->token, grant);
   }
-  // A caller who leaves: on_disconnect = cancel stops the work (what ran is
-  // billed); finish lets it complete; job keeps it running as a job.
-  auto client_left = [w = std::weak_ptr<runtime::Invocation>(inv), mode = cfg.on_disconnect] {
-    auto i = w.lock();
-    if (!i || i->handed_off() || mode == "finish") return;
-    if (mode == "job" && i->request_handoff()) return;
-    i->abort(Error(ErrorType::bad_request, "the client disconnected"));
-  };
-  ex.watch_disconnect(client_left);
-
   auto timing = [&] {
     return fmt::format("init;dur={}, exec;dur={}", inv->init_ms,
                        std::chrono::duration<double, std::milli>(

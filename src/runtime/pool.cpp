@@ -67,6 +67,7 @@ net::awaitable<Expected<std::shared_ptr<Invocation>>> Pool::invoke(const std::st
   if (draining_ || stopped_)
     co_return fail(ErrorType::unavailable, fmt::format("function {} version {} is being replaced", spec_->cfg.name,
                                                        spec_->version));
+  if (opts.caller && opts.caller->gone()) co_return fail(ErrorType::bad_request, "the client disconnected");
   bool cold = false;
   // No overtaking those already waiting, except that a synchronous call
   // overtakes waiting background jobs.
@@ -89,9 +90,19 @@ net::awaitable<Expected<std::shared_ptr<Invocation>>> Pool::invoke(const std::st
       waiters_.insert(std::find_if(waiters_.begin(), waiters_.end(), [](const Waiter* x) { return x->background; }),
                       &w);
     w.timer.expires_after(spec_->cfg.queue_timeout);
+    if (opts.caller)
+      opts.caller->wake_ = [this, &w] {
+        std::erase(waiters_, &w);  // out of the queue now, before anything serves it
+        w.timer.cancel();
+      };
     boost::system::error_code ec;
     co_await w.timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+    if (opts.caller) opts.caller->wake_ = nullptr;
     std::erase(waiters_, &w);
+    // Granted just before its caller left: it goes on, and the caller's
+    // disconnect handling ends it before the runtime takes it.
+    if (!w.granted && opts.caller && opts.caller->gone())
+      co_return fail(ErrorType::bad_request, "the client left while the call waited for an instance");
     if (!w.granted && (draining_ || stopped_))
       co_return fail(ErrorType::unavailable, fmt::format("function {} version {} is being replaced",
                                                          spec_->cfg.name, spec_->version));
@@ -134,6 +145,11 @@ void Pool::serve_waiters() {
 }
 
 void Pool::on_instance_ready(Instance&) { serve_waiters(); }
+
+void CallerWatch::left() {
+  gone_ = true;
+  if (wake_) wake_();
+}
 
 std::size_t Pool::calls_in_flight() const {
   std::size_t n = waiters_.size();

@@ -170,6 +170,20 @@ struct InstanceInfo {
   std::string version;
 };
 
+// The caller of one call, seen from the pool: when it leaves while the call
+// still waits for an instance (on_disconnect = "cancel"), left() takes the
+// call out of the queue at once, so no instance is started or handed to it.
+class CallerWatch {
+ public:
+  void left();
+  bool gone() const { return gone_; }
+
+ private:
+  friend class Pool;
+  bool gone_ = false;
+  std::function<void()> wake_;  // set while the call waits
+};
+
 // How one call asks for an instance. Trivially copyable (coroutine rule).
 struct CallOptions {
   Millis timeout{0};        // 0 = the function's `timeout` (jobs pass job_timeout)
@@ -180,6 +194,8 @@ struct CallOptions {
   // on_disconnect = "job").
   Millis handoff_timeout{0};
   bool handoff_at_deadline = false;
+  // Optional; outlives the invoke() it is passed to.
+  CallerWatch* caller = nullptr;
 };
 
 class Pool : public std::enable_shared_from_this<Pool> {

@@ -194,6 +194,31 @@ TEST(Lifecycle, ACallQueuedBehindACancelledOneGetsAFreshInstance) {
   EXPECT_NE(json_int(r.body, "pid"), pid);
 }
 
+// A caller who leaves while its call waits for an instance takes the call out
+// of the queue: when the busy instance then dies, no instance is started for
+// nobody (before: a cold start for the departed call).
+TEST(Lifecycle, ACallerWhoLeavesWhileQueuedStartsNoInstance) {
+  FunctionsDir fns{{"single", "max_instances = 1\nqueue_timeout = \"10s\"\n"}};
+  Server s(fns.path());
+  auto dying = std::async(std::launch::async, [&] { return s.post("/fn/single", R"({"sleep_ms":1200,"crash":true})"); });
+  ASSERT_TRUE(eventually([&] { return instance_count(s, "single") == 1; }, 5s));
+  call_and_leave(s, "single", "{}", 300ms);  // queued behind the dying call, then gone
+  // Recorded at once, not when an instance frees up: it never ran.
+  ASSERT_TRUE(eventually([&] {
+    auto rows = json(s.get("/admin/usage").body).at("rows").as_array();
+    return !rows.empty() && rows[0].at("errors").as_int64() == 1;
+  }, 3s));
+  EXPECT_EQ(dying.get().status, 502);
+  EXPECT_TRUE(eventually([&] { return instance_count(s, "single") == 0; }, 3s));
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(instance_count(s, "single"), 0u);
+  auto rows = json(s.get("/admin/usage").body).at("rows").as_array();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].at("calls").as_int64(), 2);
+  EXPECT_EQ(rows[0].at("cold_starts").as_int64(), 1);  // the dying call's only
+  EXPECT_EQ(s.post("/fn/single", "{}").status, 200);
+}
+
 TEST(Lifecycle, SigtermFinishesCallsInFlightAndLeavesNoChild) {
   FunctionsDir fns{{"busy", "min_instances = 2\n"}};
   Server s(fns.path());
