@@ -206,19 +206,21 @@ net::awaitable<void> Gateway::invoke(http::Exchange& ex, const std::string& name
   // A caller who leaves: on_disconnect = cancel stops the work (what ran is
   // billed), or takes the call out of the queue while it waits for an
   // instance; finish lets it complete; job keeps it running as a job.
+  // One allocation per call: the watch's callback holds only the pointer.
   struct Caller {
+    std::string mode;  // on_disconnect
     runtime::CallerWatch watch;
     std::weak_ptr<runtime::Invocation> call;  // once it has an instance
   };
-  auto caller = std::make_shared<Caller>();
-  auto client_left = [caller, mode = cfg.on_disconnect] {
+  auto caller = std::make_shared<Caller>(Caller{cfg.on_disconnect, {}, {}});
+  auto client_left = [caller] {
     auto i = caller->call.lock();
     if (!i) {
-      if (mode == "cancel") caller->watch.left();
+      if (caller->mode == "cancel") caller->watch.left();
       return;
     }
-    if (i->handed_off() || mode == "finish") return;
-    if (mode == "job" && i->request_handoff()) return;
+    if (i->handed_off() || caller->mode == "finish") return;
+    if (caller->mode == "job" && i->request_handoff()) return;
     i->abort(Error(ErrorType::bad_request, "the client disconnected"));
   };
   ex.watch_disconnect(client_left);

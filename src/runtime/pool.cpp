@@ -99,8 +99,8 @@ net::awaitable<Expected<std::shared_ptr<Invocation>>> Pool::invoke(const std::st
     co_await w.timer.async_wait(net::redirect_error(net::use_awaitable, ec));
     if (opts.caller) opts.caller->wake_ = nullptr;
     std::erase(waiters_, &w);
-    // Granted just before its caller left: it goes on, and the caller's
-    // disconnect handling ends it before the runtime takes it.
+    // A call granted an instance just before its caller left goes on; the
+    // caller's disconnect handling ends it before the runtime takes it.
     if (!w.granted && opts.caller && opts.caller->gone())
       co_return fail(ErrorType::bad_request, "the client left while the call waited for an instance");
     if (!w.granted && (draining_ || stopped_))

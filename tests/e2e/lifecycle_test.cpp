@@ -196,7 +196,7 @@ TEST(Lifecycle, ACallQueuedBehindACancelledOneGetsAFreshInstance) {
 
 // A caller who leaves while its call waits for an instance takes the call out
 // of the queue: when the busy instance then dies, no instance is started for
-// nobody (before: a cold start for the departed call).
+// it (before: a cold start for the departed call).
 TEST(Lifecycle, ACallerWhoLeavesWhileQueuedStartsNoInstance) {
   FunctionsDir fns{{"single", "max_instances = 1\nqueue_timeout = \"10s\"\n"}};
   Server s(fns.path());
