@@ -7,7 +7,8 @@
 // the throughput benchmark's target, so the hot loop reuses its socket,
 // buffers and JSON parser, and builds each answer in a stack arena: the
 // server, not this process, should be what is measured.
-// Single-threaded; one call at a time.
+// One call at a time per loop; with AIFN_CONCURRENCY=N (the manifest's
+// `concurrency`) it runs N loops, each on its own thread and socket.
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -16,10 +17,13 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -32,6 +36,7 @@ namespace {
 constexpr std::string_view kNextPath = "/2018-06-01/runtime/invocation/next";
 constexpr std::string_view kInvocationPrefix = "/2018-06-01/runtime/invocation/";
 constexpr std::uint64_t kMaxEventBytes = 64 * 1024 * 1024;
+constexpr int kMaxLoops = 256;
 
 class RuntimeClient {
  public:
@@ -119,8 +124,8 @@ void answer(json::value const& event, json::storage_ptr arena, json::serializer&
   while (!sr.done()) out.append(sr.read(chunk));
 }
 
-int run(std::string host, std::string port) {
-  RuntimeClient client(std::move(host), std::move(port));
+int run(std::string const& host, std::string const& port) {
+  RuntimeClient client(host, port);
   client.connect();
   unsigned char parser_scratch[4096];
   json::parser jp(json::storage_ptr(), json::parse_options(), parser_scratch, sizeof parser_scratch);
@@ -172,11 +177,29 @@ int main() {
     std::fprintf(stderr, "hello-cpp: AWS_LAMBDA_RUNTIME_API must be host:port\n");
     return 1;
   }
-  try {
-    return run(std::string(endpoint.substr(0, colon)), std::string(endpoint.substr(colon + 1)));
-  } catch (std::exception const& e) {
-    // Connect failures land here: the endpoint is gone, so is the instance.
-    std::fprintf(stderr, "hello-cpp: %s\n", e.what());
-    return 1;
+  std::string host(endpoint.substr(0, colon));
+  std::string port(endpoint.substr(colon + 1));
+  auto loop = [&] {
+    try {
+      return run(host, port);
+    } catch (std::exception const& e) {
+      // Connect failures land here: the endpoint is gone, so is the instance.
+      std::fprintf(stderr, "hello-cpp: %s\n", e.what());
+      return 1;
+    }
+  };
+  char const* concurrency = std::getenv("AIFN_CONCURRENCY");
+  int loops = std::clamp(concurrency ? std::atoi(concurrency) : 1, 1, kMaxLoops);
+  std::vector<std::jthread> others;
+  for (int i = 1; i < loops; ++i) {
+    // A loop ends only when the endpoint is gone: the whole process goes then.
+    others.emplace_back([&] {
+      int status = loop();
+      std::fflush(stderr);
+      std::_Exit(status);
+    });
   }
+  int status = loop();
+  std::fflush(stderr);
+  std::_Exit(status);
 }

@@ -75,6 +75,12 @@ function runFake(options) {
   }
 
   const server = http.createServer((req, res) => {
+    // RFC 9112 9.6: a server that will close the connection after an answer
+    // processes no later request on it. Node calls this handler for each
+    // pipelined request as it is parsed, so the fake skips those itself
+    // (they would otherwise take an event that is then lost with the socket).
+    if (req.socket.fakeClosing) return;
+    if (options.closeEach || (options.dropAfterAnswer && req.method === 'POST')) req.socket.fakeClosing = true;
     const url = req.url;
     if (req.method === 'GET' && url === `${kBase}/invocation/next`) {
       if (result.firstNextMs === null) result.firstNextMs = now();

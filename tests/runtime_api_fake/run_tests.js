@@ -341,6 +341,15 @@ test('exec: hello-cpp answers with the name, or world; bad JSON is an error', as
   assert.equal(ok(r, 2).json.errorType, 'Runtime.UnmarshalError');
 });
 
+test('exec: hello-cpp with AIFN_CONCURRENCY=3 polls /next three times at once, one process', async () => {
+  const names = ['A', 'B', 'C', 'D', 'E', 'F', 'G'];
+  const r = await run([helloCpp, []], ex('hello-cpp'), '', names.map((name) => ({ name })),
+    { env: { AIFN_CONCURRENCY: '3' } });
+  for (const [i, name] of names.entries()) assert.deepEqual(ok(r, i).json, { message: `hello, ${name}` });
+  assert.equal(r.maxWaitingNext, 3);
+  assert.deepEqual(r.unknownRequests, []);
+});
+
 // ---- The official client, for compatibility ----
 
 test('aws-lambda-ric runs examples/hello-node unchanged', async () => {
