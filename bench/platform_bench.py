@@ -3,7 +3,8 @@
 baseline measured in the same run:
 
   throughput  wrk c=16 against aifn's C++ exec hello and Node hello, alternating
-              with nginx answering a fixed JSON and a plain Node http server
+              with nginx answering a fixed JSON, nginx relaying to that nginx
+              (proxy_pass, keep-alive upstream) and a plain Node http server
               answering the hello; medians of --rounds runs.
   latency     wrk c=1 p50/p99 for exec, Node and Python hello vs nginx.
   cold        cold start p50 per runtime, split into the runtime's own boot
@@ -80,18 +81,29 @@ class Aifn:
 
 
 class Nginx:
-    def __init__(self):
+    """nginx answering a fixed JSON; or, with `upstream` (another Nginx), a
+    relay passing each request to it over keep-alive loopback connections:
+    the same two HTTP exchanges and three processes per call as aifn calling
+    an instance, done by the most optimised relay at hand."""
+
+    def __init__(self, upstream=None):
         self.dir = tempfile.mkdtemp(prefix="aifn-nginx-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        if upstream:
+            upstream_block = f"upstream fn {{ server 127.0.0.1:{upstream.port}; keepalive 32; }}"
+            location = 'proxy_pass http://fn; proxy_http_version 1.1; proxy_set_header Connection "";'
+        else:
+            upstream_block = ""
+            location = """default_type application/json; return 200 '{"message":"hello, Ada"}';"""
         conf = os.path.join(self.dir, "nginx.conf")
         with open(conf, "w") as f:
             f.write(f"""worker_processes auto; daemon off; pid {self.dir}/nginx.pid; error_log {self.dir}/error.log;
 events {{ worker_connections 1024; }}
 http {{ access_log off; client_body_temp_path {self.dir}; proxy_temp_path {self.dir};
   fastcgi_temp_path {self.dir}; uwsgi_temp_path {self.dir}; scgi_temp_path {self.dir};
-  server {{ listen 127.0.0.1:{self.port}; location / {{ default_type application/json;
-    return 200 '{{"message":"hello, Ada"}}'; }} }} }}
+  {upstream_block}
+  server {{ listen 127.0.0.1:{self.port}; location / {{ {location} }} }} }}
 """)
         self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
@@ -149,15 +161,18 @@ def bench_throughput(a, ngx, rounds, seconds):
     for fn in ("hello-cpp", "hello-node", "hello-python"):
         post(f"{a.url}/fn/{fn}")  # warm
     node_http = NodeHttp()
-    res = {"nginx": [], "node-http": [], "hello-cpp": [], "hello-node": []}
+    relay = Nginx(upstream=ngx)
+    res = {"nginx": [], "nginx-relay": [], "node-http": [], "hello-cpp": [], "hello-node": []}
     try:
         for _ in range(rounds):
             res["nginx"].append(wrk(ngx.url + "/", 16, seconds)[0])
+            res["nginx-relay"].append(wrk(relay.url + "/", 16, seconds)[0])
             res["node-http"].append(wrk(node_http.url + "/", 16, seconds)[0])
             res["hello-cpp"].append(wrk(a.url + "/fn/hello-cpp", 16, seconds)[0])
             res["hello-node"].append(wrk(a.url + "/fn/hello-node", 16, seconds)[0])
     finally:
         node_http.stop()
+        relay.stop()
     med = {k: statistics.median(v) for k, v in res.items()}
     emit("throughput.nginx_rps", med["nginx"], "req/s")
     emit("throughput.node_http_rps", med["node-http"], "req/s")
@@ -167,6 +182,11 @@ def bench_throughput(a, ngx, rounds, seconds):
     # The issue's reference machine: plain Node http 19,500 = 0.44x its nginx.
     emit("throughput.node_http_vs_nginx", med["node-http"] / med["nginx"], "ratio(issue's machine: 0.44)")
     emit("throughput.exec_vs_node_http", med["hello-cpp"] / med["node-http"], "ratio")
+    # The same hop done by nginx proxying to nginx: what two loopback HTTP
+    # exchanges per call leave of nginx's own rate on this machine.
+    emit("throughput.nginx_relay_rps", med["nginx-relay"], "req/s")
+    emit("throughput.nginx_relay_vs_nginx", med["nginx-relay"] / med["nginx"], "ratio")
+    emit("throughput.exec_vs_nginx_relay", med["hello-cpp"] / med["nginx-relay"], "ratio")
     emit("throughput.node_vs_ric_1900", med["hello-node"] / 1900.0, "ratio(>1 beats aws-lambda-ric)")
 
 
