@@ -35,6 +35,17 @@ struct Server::State {
   std::size_t active = 0;
 };
 
+namespace {
+// A whole answer to a request that could not be parsed, after which the
+// connection closes: there is no Exchange to answer through.
+std::string closing_answer(std::string_view status, const Error& e) {
+  std::string body = error_body(e);
+  return fmt::format(
+      "HTTP/1.1 {}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}",
+      status, body.size(), body);
+}
+}  // namespace
+
 // One accepted socket. Its deadline is enforced by a watchdog coroutine that
 // closes the socket once `deadline_` passes; moving the deadline is a store,
 // not a timer operation, except when it moves earlier than the armed expiry.
@@ -367,21 +378,18 @@ net::awaitable<void> Connection::run() {
     if (ec) {
       if (holding()) co_await release_held();  // the answer before a bad request still goes, first
       if (ec == bhttp::error::header_limit) {
-        static const char k431[] =
-            "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
-            "Connection: close\r\nContent-Length: 95\r\n\r\n"
-            "{\"error\":{\"type\":\"bad_request\",\"message\":\"request header is larger than the server's limit\"}}";
+        static const std::string k431 = closing_answer(
+            "431 Request Header Fields Too Large",
+            Error(ErrorType::bad_request, "request header is larger than the server's limit"));
         error_code wec;
-        co_await net::async_write(sock_, net::buffer(k431, sizeof k431 - 1), net::redirect_error(use_awaitable, wec));
+        co_await net::async_write(sock_, net::buffer(k431), net::redirect_error(use_awaitable, wec));
       } else if (ec != bhttp::error::end_of_stream && ec != net::error::eof &&
                  ec != net::error::operation_aborted && ec != net::error::connection_reset &&
                  ec != net::error::bad_descriptor) {
-        static const char k400[] =
-            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
-            "Content-Length: 73\r\n\r\n"
-            "{\"error\":{\"type\":\"bad_request\",\"message\":\"malformed HTTP request\"}}\n\n\n\n\n";
+        static const std::string k400 =
+            closing_answer("400 Bad Request", Error(ErrorType::bad_request, "malformed HTTP request"));
         error_code wec;
-        co_await net::async_write(sock_, net::buffer(k400, sizeof k400 - 1), net::redirect_error(use_awaitable, wec));
+        co_await net::async_write(sock_, net::buffer(k400), net::redirect_error(use_awaitable, wec));
       }
       break;
     }

@@ -94,6 +94,18 @@ class ServerFixture : public ::testing::Test {
     return in;
   }
 
+  // The body of a single answer, checked against its Content-Length.
+  static std::string body_of(const std::string& answer) {
+    auto end = answer.find("\r\n\r\n");
+    auto at = answer.find("Content-Length: ");
+    EXPECT_NE(end, std::string::npos) << answer;
+    EXPECT_LT(at, end) << answer;
+    if (end == std::string::npos || at >= end) return {};
+    std::string body = answer.substr(end + 4);
+    EXPECT_EQ(std::stoul(answer.substr(at + 16)), body.size()) << answer;
+    return body;
+  }
+
   net::io_context io_;
   net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(io_);
   std::unique_ptr<Server> server_;
@@ -160,12 +172,14 @@ TEST_F(ServerFixture, OversizedHeaderGets431AndClose) {
   start(o);
   auto in = raw("GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n");
   EXPECT_EQ(in.rfind("HTTP/1.1 431", 0), 0u) << in;
+  EXPECT_EQ(body_of(in), R"({"error":{"type":"bad_request","message":"request header is larger than the server's limit"}})");
 }
 
 TEST_F(ServerFixture, MalformedRequestGets400) {
   start({});
   auto in = raw("NOT HTTP AT ALL\r\n\r\n");
   EXPECT_EQ(in.rfind("HTTP/1.1 400", 0), 0u) << in;
+  EXPECT_EQ(body_of(in), R"({"error":{"type":"bad_request","message":"malformed HTTP request"}})");
 }
 
 TEST_F(ServerFixture, SlowLorisClientIsCutOff) {
