@@ -23,7 +23,6 @@
 #include <string>
 #include <string_view>
 #include <thread>
-#include <vector>
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -179,27 +178,21 @@ int main() {
   }
   std::string host(endpoint.substr(0, colon));
   std::string port(endpoint.substr(colon + 1));
-  auto loop = [&] {
+  // A loop ends only when the endpoint is gone: the whole process goes then,
+  // whichever loop saw it first.
+  auto loop_then_exit = [&] {
+    int status = 1;
     try {
-      return run(host, port);
+      status = run(host, port);
     } catch (std::exception const& e) {
       // Connect failures land here: the endpoint is gone, so is the instance.
       std::fprintf(stderr, "hello-cpp: %s\n", e.what());
-      return 1;
     }
+    std::fflush(stderr);
+    std::_Exit(status);
   };
   char const* concurrency = std::getenv("AIFN_CONCURRENCY");
   int loops = std::clamp(concurrency ? std::atoi(concurrency) : 1, 1, kMaxLoops);
-  std::vector<std::jthread> others;
-  for (int i = 1; i < loops; ++i) {
-    // A loop ends only when the endpoint is gone: the whole process goes then.
-    others.emplace_back([&] {
-      int status = loop();
-      std::fflush(stderr);
-      std::_Exit(status);
-    });
-  }
-  int status = loop();
-  std::fflush(stderr);
-  std::_Exit(status);
+  for (int i = 1; i < loops; ++i) std::thread(loop_then_exit).detach();
+  loop_then_exit();
 }
