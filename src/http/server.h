@@ -108,7 +108,10 @@ class Exchange {
   bool streaming() const { return streaming_; }
 
   // Calls `on_gone` once if the client closes its connection while the
-  // handler is still working (mid-call disconnect). Safe to call once.
+  // handler is still working (mid-call disconnect). The socket is watched
+  // from the server's next sweep (every 10 ms) on: a call that ends sooner
+  // costs nothing, and a client that leaves is noticed at most about 10 ms
+  // late. Safe to call once.
   void watch_disconnect(std::function<void()> on_gone);
   bool client_gone() const;
 
@@ -121,7 +124,6 @@ class Exchange {
   void close_after() { close_after_ = true; }
 
   std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
-  tcp::endpoint remote() const;
 
  private:
   friend class Connection;
@@ -163,10 +165,6 @@ class Server {
 
  private:
   void accept_loop();
-
- public:
-
- private:
   std::shared_ptr<State> state_;
 };
 

@@ -1,11 +1,13 @@
 #include "http/server.h"
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 #include <vector>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -50,6 +52,16 @@ class ServerFixture : public ::testing::Test {
         net::steady_timer t(io_, std::chrono::milliseconds(1500));
         co_await t.async_wait(net::use_awaitable);
         co_await ex.respond(200, "text/plain", "slow");
+      } else if (ex.path() == "/watch") {
+        // Waits up to 1.5 s, or until the client is seen leaving.
+        net::steady_timer t(io_, std::chrono::milliseconds(1500));
+        ex.watch_disconnect([this, &t] {
+          left_at_ = std::chrono::steady_clock::now().time_since_epoch().count();
+          t.cancel();
+        });
+        boost::system::error_code ec;
+        co_await t.async_wait(net::redirect_error(net::use_awaitable, ec));
+        co_await ex.respond(200, "text/plain", "watched");
       } else {
         co_await ex.respond_error(Error(ErrorType::not_found, "no route"));
       }
@@ -106,6 +118,7 @@ class ServerFixture : public ::testing::Test {
     return body;
   }
 
+  std::atomic<std::chrono::steady_clock::rep> left_at_{0};  // /watch: when its client was seen leaving
   net::io_context io_;
   net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(io_);
   std::unique_ptr<Server> server_;
@@ -286,6 +299,44 @@ TEST_F(ServerFixture, HeldAnswerIsSentBeforeABlockingRead) {
   net::write(s, net::buffer(std::string("st: x\r\nContent-Length: 1\r\n\r\nb")));
   auto second = arrival_times(s, t0, {"b"}, in);
   EXPECT_GE(second[0].count(), 0) << in;
+}
+
+// The watch starts at the server's next 10 ms sweep (short calls pay
+// nothing for it), yet a client that leaves is noticed within milliseconds.
+TEST_F(ServerFixture, ClientLeavingMidCallIsNoticed) {
+  start({});
+  net::io_context cio;
+  auto s = connect_and_send(cio, "GET /watch HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // past the 10 ms delay
+  s.close();
+  auto closed = std::chrono::steady_clock::now();
+  while (left_at_ == 0 && std::chrono::steady_clock::now() - closed < std::chrono::seconds(2))
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_NE(left_at_, 0);
+  EXPECT_LT(std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(left_at_.load())) - closed,
+            std::chrono::milliseconds(200));
+}
+
+TEST_F(ServerFixture, ClientLeavingAtOnceIsNoticed) {
+  start({});
+  {
+    net::io_context cio;
+    auto s = connect_and_send(cio, "GET /watch HTTP/1.1\r\nHost: x\r\n\r\n");
+  }  // closed before the watch is armed
+  auto closed = std::chrono::steady_clock::now();
+  while (left_at_ == 0 && std::chrono::steady_clock::now() - closed < std::chrono::seconds(2))
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_NE(left_at_, 0);
+  EXPECT_LT(std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(left_at_.load())) - closed,
+            std::chrono::milliseconds(200));
+}
+
+// A call that stays with its client answers normally, watch or not.
+TEST_F(ServerFixture, WatchedCallThatStaysIsAnswered) {
+  start({});
+  auto answer = raw("GET /watch HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", std::chrono::milliseconds(3000));
+  EXPECT_EQ(body_of(answer), "watched");
+  EXPECT_EQ(left_at_, 0);
 }
 
 TEST(SplitHostPort, ParsesAndRejects) {
