@@ -1,5 +1,6 @@
 #include "runtime/process.h"
 
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,6 +66,21 @@ TEST(ChildReaper, WatchNeverRunsAnExitCallbackInsideTheCaller) {
   EXPECT_EQ(WEXITSTATUS(first_status), 3);
   ASSERT_TRUE(WIFEXITED(second_status));
   EXPECT_EQ(WEXITSTATUS(second_status), 0);
+}
+
+// Instances run under SCHED_BATCH (so a woken instance does not preempt
+// the server's I/O thread); the program inherits it. /proc/PID/stat's 41st
+// field is the policy: 3 is SCHED_BATCH.
+TEST(SpawnProcess, TheInstanceRunsUnderSchedBatch) {
+  SpawnSpec spec;
+  spec.argv = {"/bin/sh", "-c", "set -- $(cat /proc/$$/stat); shift 40; exit $1"};
+  spec.env = {"PATH=/usr/bin:/bin"};
+  auto pid = spawn_process(spec);
+  ASSERT_TRUE(pid) << pid.error().message;
+  int status = -1;
+  ASSERT_EQ(::waitpid(*pid, &status, 0), *pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), SCHED_BATCH);
 }
 
 }  // namespace
