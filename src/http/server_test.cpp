@@ -118,6 +118,15 @@ class ServerFixture : public ::testing::Test {
     return body;
   }
 
+  // /watch's client closed at `closed`: the handler must learn of it soon after.
+  void expect_seen_leaving(std::chrono::steady_clock::time_point closed) {
+    while (left_at_ == 0 && std::chrono::steady_clock::now() - closed < std::chrono::seconds(2))
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_NE(left_at_, 0);
+    auto seen = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(left_at_.load()));
+    EXPECT_LT(seen - closed, std::chrono::milliseconds(200));
+  }
+
   std::atomic<std::chrono::steady_clock::rep> left_at_{0};  // /watch: when its client was seen leaving
   net::io_context io_;
   net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(io_);
@@ -309,12 +318,7 @@ TEST_F(ServerFixture, ClientLeavingMidCallIsNoticed) {
   auto s = connect_and_send(cio, "GET /watch HTTP/1.1\r\nHost: x\r\n\r\n");
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // past the 10 ms delay
   s.close();
-  auto closed = std::chrono::steady_clock::now();
-  while (left_at_ == 0 && std::chrono::steady_clock::now() - closed < std::chrono::seconds(2))
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ASSERT_NE(left_at_, 0);
-  EXPECT_LT(std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(left_at_.load())) - closed,
-            std::chrono::milliseconds(200));
+  expect_seen_leaving(std::chrono::steady_clock::now());
 }
 
 TEST_F(ServerFixture, ClientLeavingAtOnceIsNoticed) {
@@ -323,12 +327,7 @@ TEST_F(ServerFixture, ClientLeavingAtOnceIsNoticed) {
     net::io_context cio;
     auto s = connect_and_send(cio, "GET /watch HTTP/1.1\r\nHost: x\r\n\r\n");
   }  // closed before the watch is armed
-  auto closed = std::chrono::steady_clock::now();
-  while (left_at_ == 0 && std::chrono::steady_clock::now() - closed < std::chrono::seconds(2))
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ASSERT_NE(left_at_, 0);
-  EXPECT_LT(std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(left_at_.load())) - closed,
-            std::chrono::milliseconds(200));
+  expect_seen_leaving(std::chrono::steady_clock::now());
 }
 
 // A call that stays with its client answers normally, watch or not.
