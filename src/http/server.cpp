@@ -47,13 +47,11 @@ struct Server::State {
 namespace {
 // A call's disconnect watch starts at the next sweep, at most this long
 // after the handler asks for it. Armed at once, it cost every call an
-// epoll_ctl (Asio re-arms the socket for a wait) and a cancelled completion:
-// 6.25 -> 5.74 syscalls per exec hello call. Most calls end before a sweep;
-// a client that leaves is noticed at most this much later. A fixed period:
-// a sweep per call (each one's own deadline) cost more than the watch.
+// epoll_ctl (Asio re-arms the socket for a wait) and a cancelled completion.
+// Most calls end before a sweep; a client that leaves is noticed at most
+// this much later. A fixed period: a sweep per call (each one's own
+// deadline) cost more than the watch.
 constexpr std::chrono::milliseconds kWatchDelay{10};
-
-void arm_sweep(const std::shared_ptr<Server::State>& st);
 
 // A whole answer to a request that could not be parsed, after which the
 // connection closes: there is no Exchange to answer through.
@@ -307,24 +305,15 @@ bool Exchange::holding() const { return conn_.holding(); }
 
 net::awaitable<void> Exchange::release_held() { return conn_.release_held(); }
 
-void Exchange::watch_disconnect(std::function<void()> on_gone) {
-  if (conn_.watching_) return;
-  conn_.watching_ = true;
-  conn_.on_gone_ = std::move(on_gone);
-  auto& st = conn_.server_;
-  st->unwatched.push_back({conn_.weak_from_this(), ++conn_.watch_gen_});
-  if (!st->sweep_armed) arm_sweep(st);
-}
-
 namespace {
 // Arms the disconnect watch of every exchange that asked for one and is
-// still running.
+// still running (its generation unchanged: the end of an exchange bumps it).
 void sweep_unwatched(const std::shared_ptr<Server::State>& st) {
   auto due = std::move(st->unwatched);
   st->unwatched.clear();
   for (auto& [weak, gen] : due) {
     auto c = weak.lock();
-    if (c && c->watch_gen_ == gen && c->watching_ && !c->watch_armed_ && c->in_request_ && !c->gone_) c->arm_watch();
+    if (c && c->watch_gen_ == gen && !c->gone_) c->arm_watch();
   }
 }
 
@@ -337,6 +326,15 @@ void arm_sweep(const std::shared_ptr<Server::State>& st) {
   });
 }
 }  // namespace
+
+void Exchange::watch_disconnect(std::function<void()> on_gone) {
+  if (conn_.watching_) return;
+  conn_.watching_ = true;
+  conn_.on_gone_ = std::move(on_gone);
+  auto& st = conn_.server_;
+  st->unwatched.push_back({conn_.weak_from_this(), ++conn_.watch_gen_});
+  if (!st->sweep_armed) arm_sweep(st);
+}
 
 // -------------------------------------------------------------- Connection
 
