@@ -8,6 +8,8 @@ echo "# platform (wrk, nginx baseline)"
 python3 "$root/bench/platform_bench.py" --build "$root/$build"
 echo "# platform ceiling (every party's CPU per call; a featureless Runtime API server; two shards)"
 python3 "$root/bench/platform_ceiling.py" --build "$root/$build"
+echo "# instances under SCHED_BATCH against the normal policy, idle and beside a CPU-bound process"
+python3 "$root/bench/sched_ab.py" --build "$root/$build"
 if [ -x "$root/bench/engine_bench.sh" ]; then
   echo "# engine"
   bash "$root/bench/engine_bench.sh" "$root/$build"

@@ -245,6 +245,12 @@ Server load_server(const std::string& path) {
     if (auto v = ir.integer("max_open_files", 16, 1 << 20)) s.instance_max_open_files = static_cast<std::uint64_t>(*v);
     if (auto v = ir.integer("max_processes", 1, 1 << 22)) s.instance_max_processes = static_cast<std::uint64_t>(*v);
     if (auto v = ir.boolean("private_tmp")) s.private_tmp = *v;
+    if (auto v = ir.string("scheduling")) {
+      if (*v != "batch" && *v != "normal")
+        ir.fail_at("scheduling", *ir.node("scheduling"),
+                   fmt::format("\"{}\" is not a scheduling policy; use batch or normal", *v));
+      s.instance_scheduling = *v;
+    }
     ir.finish();
   }
 

@@ -89,6 +89,7 @@ struct Server {
   std::uint64_t instance_max_open_files = 1024;  // [instances] max_open_files (RLIMIT_NOFILE)
   std::uint64_t instance_max_processes = 4096;   // [instances] max_processes (RLIMIT_NPROC, per user)
   bool private_tmp = true;                    // [instances] private_tmp: own tmpfs /tmp (needs root)
+  std::string instance_scheduling = "batch";  // [instances] scheduling: batch (SCHED_BATCH) | normal
   std::vector<Provider> providers;
   std::vector<ModelRoute> models;
   std::string webhook_secret;  // [jobs]

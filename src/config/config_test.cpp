@@ -111,6 +111,7 @@ sse_heartbeat = "5s"
 
 [instances]
 cgroup_root = "/sys/fs/cgroup/aifn"
+scheduling = "normal"
 
 [[providers]]
 name = "local"
@@ -159,6 +160,7 @@ output_per_million = 0.3
   EXPECT_EQ(s.shutdown_grace, 250ms);
   EXPECT_EQ(s.sse_heartbeat, 5s);
   EXPECT_EQ(s.cgroup_root, "/sys/fs/cgroup/aifn");
+  EXPECT_EQ(s.instance_scheduling, "normal");
   ASSERT_EQ(s.providers.size(), 2u);
   EXPECT_EQ(s.providers[0].name, "local");
   EXPECT_EQ(s.providers[0].kind, "gguf");
@@ -229,6 +231,7 @@ TEST(ServerConfig, BadValuesNameFileLineAndKey) {
   expect_error(server_error("[limits]\nshutdown_grace = \"10 years\"\n"), 2, "limits.shutdown_grace");
   expect_error(server_error("[limits]\nsse_heartbeat = \"0ms\"\n"), 2, "limits.sse_heartbeat", "minimum");
   expect_error(server_error("store = \"mysql://x\"\n"), 1, "store");
+  expect_error(server_error("[instances]\nscheduling = \"idle\"\n"), 2, "instances.scheduling", "batch or normal");
   expect_error(server_error("[[providers]]\nname = \"x\"\nkind = \"llama\"\npath = \"p\"\n"), 3, "providers[0].kind",
                "gguf or openai");
   expect_error(server_error("[[providers]]\nname = \"x\"\nkind = \"openai\"\n"), 1, "providers[0].base_url",

@@ -132,6 +132,7 @@ bool apply_isolation(const config::Server& cfg, runtime::RuntimeContext& ctx) {
   ctx.max_open_files = cfg.instance_max_open_files;
   ctx.max_processes = cfg.instance_max_processes;
   ctx.private_tmp = cfg.private_tmp && root;
+  ctx.batch_scheduling = cfg.instance_scheduling == "batch";
   if (cfg.private_tmp && !root)
     spdlog::warn("event=isolation private_tmp=off reason=\"not running as root: instances share the host's /tmp\"");
   if (!cfg.instance_user.empty()) {

@@ -162,6 +162,7 @@ Expected<void> Instance::start() {
   spec.max_open_files = ctx_.max_open_files;
   spec.max_processes = ctx_.max_processes;
   spec.private_tmp = ctx_.private_tmp;
+  spec.batch_scheduling = ctx_.batch_scheduling;
   spec.uid = ctx_.run_uid;
   spec.netns_fd = netns_fd;
   spec.gid = ctx_.run_gid;

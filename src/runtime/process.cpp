@@ -139,10 +139,15 @@ Expected<pid_t> spawn_process(const SpawnSpec& spec) {
     ::setpgid(0, 0);
     // SCHED_BATCH: an instance woken by its next event does not preempt the
     // server's I/O thread, which first finishes the events it has in hand
-    // (exec hello 1.10-1.16x at 16 connections, p50 at one connection the same;
-    // docs/PERFORMANCE.md). Allowed to any user; inherited by the program.
-    struct sched_param batch{};
-    ::sched_setscheduler(0, SCHED_BATCH, &batch);
+    // (exec hello 1.08-1.16x at 16 connections on an otherwise idle machine,
+    // p50 at one connection the same). It does not preempt anything else
+    // either, so beside other CPU-bound work it costs latency instead:
+    // `[instances] scheduling = "normal"` turns it off (docs/OPERATIONS.md).
+    // Allowed to any user; inherited by the program.
+    if (spec.batch_scheduling) {
+      struct sched_param batch{};
+      ::sched_setscheduler(0, SCHED_BATCH, &batch);
+    }
     if (!spec.cgroup_procs.empty()) {
       int fd = ::open(spec.cgroup_procs.c_str(), O_WRONLY | O_CLOEXEC);
       if (fd < 0) child_fail("joining the memory cgroup");

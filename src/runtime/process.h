@@ -32,6 +32,7 @@ struct SpawnSpec {
   std::uint64_t max_open_files = 0;        // RLIMIT_NOFILE; 0 = inherit
   std::uint64_t max_processes = 0;         // RLIMIT_NPROC; 0 = inherit
   bool private_tmp = false;                // own mount namespace with a tmpfs /tmp
+  bool batch_scheduling = true;            // SCHED_BATCH instead of the default policy
   int netns_fd = -1;                       // a network namespace to enter (gateway-only)
   std::optional<uid_t> uid;                // run as this user (and gid) ...
   gid_t gid = 0;                           // ... dropping every supplementary group

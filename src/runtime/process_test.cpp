@@ -71,16 +71,23 @@ TEST(ChildReaper, WatchNeverRunsAnExitCallbackInsideTheCaller) {
 // Instances run under SCHED_BATCH (so a woken instance does not preempt
 // the server's I/O thread); the program inherits it. /proc/PID/stat's 41st
 // field is the policy: 3 is SCHED_BATCH.
-TEST(SpawnProcess, TheInstanceRunsUnderSchedBatch) {
+// The scheduling policy a spawned process runs under (field 41 of its stat).
+int policy_of_spawned(bool batch_scheduling) {
   SpawnSpec spec;
   spec.argv = {"/bin/sh", "-c", "set -- $(cat /proc/$$/stat); shift 40; exit $1"};
   spec.env = {"PATH=/usr/bin:/bin"};
+  spec.batch_scheduling = batch_scheduling;
   auto pid = spawn_process(spec);
-  ASSERT_TRUE(pid) << pid.error().message;
+  if (!pid) return -1;
   int status = -1;
-  ASSERT_EQ(::waitpid(*pid, &status, 0), *pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), SCHED_BATCH);
+  if (::waitpid(*pid, &status, 0) != *pid || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
+TEST(SpawnProcess, TheInstanceRunsUnderSchedBatch) { EXPECT_EQ(policy_of_spawned(true), SCHED_BATCH); }
+
+TEST(SpawnProcess, TheInstanceKeepsTheDefaultPolicyWhenBatchIsOff) {
+  EXPECT_EQ(policy_of_spawned(false), SCHED_OTHER);
 }
 
 }  // namespace

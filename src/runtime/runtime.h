@@ -66,6 +66,7 @@ struct RuntimeContext {
   std::uint64_t max_open_files = 0;
   std::uint64_t max_processes = 0;
   bool private_tmp = false;
+  bool batch_scheduling = true;  // [instances] scheduling = "batch" (see SpawnSpec)
   Millis sse_heartbeat{15'000};
   Millis init_timeout{10'000};  // spawn -> first /next
   std::uint64_t max_response = 6ull * 1024 * 1024;  // buffered results

@@ -1,4 +1,5 @@
 // API keys, scopes, limits, budgets and secrets against the real server.
+#include <sched.h>
 #include <sys/stat.h>
 
 #include <future>
@@ -182,6 +183,18 @@ TEST(Security, InstancesRunIsolated) {
   ASSERT_EQ(other.status, 200) << other.body;
   EXPECT_EQ(other.body.find("mine"), std::string::npos) << other.body;
   fs::remove(fs::temp_directory_path() / "aifn-host-marker");
+}
+
+TEST(Security, InstancesRunUnderSchedBatchUnlessToldOtherwise) {
+  FunctionsDir fns{{"probe", ""}};
+  const std::pair<const char*, int> cases[] = {{"", SCHED_BATCH},
+                                               {"[instances]\nscheduling = \"normal\"\n", SCHED_OTHER}};
+  for (auto [config, policy] : cases) {
+    Server s(fns.path(), {}, config);
+    auto r = s.post("/fn/probe", R"({"isolation":true})");
+    ASSERT_EQ(r.status, 200) << r.body << s.log();
+    EXPECT_EQ(json(r.body).at("policy").as_int64(), policy) << config;
+  }
 }
 
 TEST(Security, PrivateTmpKeepsTheFoldersTheFunctionIsPointedAt) {

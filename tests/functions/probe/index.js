@@ -43,7 +43,8 @@ exports.handler = async (event, context) => {
     return { status: r.status, body: await r.text() };
   }
   if (event.isolation) {
-    // What the instance sees of the host: its user, limits and /tmp.
+    // What the instance sees of the host: its user, limits, /tmp and
+    // scheduling policy (field 41 of /proc/self/stat: 0 normal, 3 batch).
     const limits = fs.readFileSync('/proc/self/limits', 'utf8');
     const limit = (name) => (limits.split('\n').find((l) => l.startsWith(name)) || '').trim().split(/\s{2,}/)[1];
     if (event.write_tmp) fs.writeFileSync('/tmp/' + event.write_tmp, 'x');
@@ -52,6 +53,8 @@ exports.handler = async (event, context) => {
       nofile: limit('Max open files'),
       nproc: limit('Max processes'),
       tmp: fs.readdirSync('/tmp').sort(),
+      policy: ((stat) => Number(stat.slice(stat.lastIndexOf(') ') + 2).split(' ')[38]))(
+        fs.readFileSync('/proc/self/stat', 'utf8')),
       file: event.read_file ? fs.readFileSync(event.read_file, 'utf8') : undefined,
     };
   }
