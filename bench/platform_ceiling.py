@@ -3,12 +3,16 @@
 the 0.35x nginx target). Two measurements, each against baselines taken in
 the same run:
 
-  cpu     wrk c=16 for --seconds against nginx, nginx relaying to nginx, and
-          the exec hello through aifn: the whole machine's CPU from
-          /proc/stat (busy, softirq, steal, idle), and each party's CPU per
-          call - wrk (its own rusage), the server's threads, the function's
-          instances - so the sum shows whether the machine or one thread is
-          the limit.
+  cpu     first the host's price of a syscall and a context switch
+          (aifn-bench-kernel); then wrk c=16 for --seconds against nginx,
+          nginx relaying to nginx, a featureless Runtime API server serving
+          the exec hello's binary (aifn-bench-floor: the least any server
+          can do per call through an instance) and the exec hello through
+          aifn, alternating: the whole machine's CPU from /proc/stat (idle,
+          softirq, steal), and each party's CPU and context switches per
+          call - wrk (its own rusage), the server's threads, the instances
+          or nginx workers - so the sum shows whether the machine or one
+          thread is the limit, and floor / nginx what any server could reach.
   shards  one aifn (wrk -t2 -c16) against two separate aifn processes, each
           driven by its own wrk -t1 -c8 at the same time, alternating with
           nginx. Two processes share nothing, so this is the most a second
@@ -192,7 +196,7 @@ def bench_cpu(build, rounds, seconds):
         emit(f"ceiling.{k}_machine_softirq", m["softirq"], "share")
         emit(f"ceiling.{k}_machine_steal", m["steal"], "share")
         for party in parties[k]:
-            name = {"below": "workers" if k.startswith("nginx") else "instances", "server": "server"}.get(party, party)
+            name = {"below": "workers" if k.startswith("nginx") else "instances"}.get(party, party)
             emit(f"ceiling.{k}_{name}_us_per_call", m[f"{party}_us"], "us")
             emit(f"ceiling.{k}_{name}_switches_per_call", m[f"{party}_switches"], "switches")
         total = sum(m[f"{party}_us"] for party in parties[k])

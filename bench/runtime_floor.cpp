@@ -87,16 +87,15 @@ void send_all(int fd, std::string const& out) {
 struct Conn {
   bool instance = false;
   std::string in;
-  // instance: the client whose call it runs (-1: none), whether it waits in
-  // GET /next, and the 202 it is owed (sent with its next event).
+  // instance: the client whose call it runs (-1: none) and whether it is
+  // owed a 202 (sent with its next event).
   int client = -1;
-  bool waiting = false;
   bool owes_ack = false;
 };
 
 class Floor {
  public:
-  Floor(int client_port) : epoll_(epoll_create1(EPOLL_CLOEXEC)), clients_(listen_on(client_port)), runtime_(listen_on(0)) {
+  explicit Floor(int client_port) : epoll_(epoll_create1(EPOLL_CLOEXEC)), clients_(listen_on(client_port)), runtime_(listen_on(0)) {
     watch(clients_);
     watch(runtime_);
   }
@@ -162,7 +161,6 @@ class Floor {
 
   void on_instance_message(int fd, Conn& inst, std::string_view body) {
     if (inst.in.starts_with("GET ")) {
-      inst.waiting = true;
       idle_.push_back(fd);
       return;
     }
@@ -190,7 +188,6 @@ class Floor {
       out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n").append(body);
       send_all(fd, out);
       inst.client = client;
-      inst.waiting = false;
       inst.owes_ack = false;
     }
     for (int fd : idle_) {
