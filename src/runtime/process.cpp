@@ -139,7 +139,7 @@ Expected<pid_t> spawn_process(const SpawnSpec& spec) {
     ::setpgid(0, 0);
     // SCHED_BATCH: an instance woken by its next event does not preempt the
     // server's I/O thread, which first finishes the events it has in hand
-    // (exec hello 1.08-1.16x at 16 connections on an otherwise idle machine,
+    // (exec hello 1.08-1.22x at 16 connections on an otherwise idle machine,
     // p50 at one connection the same). It does not preempt anything else
     // either, so beside other CPU-bound work it costs latency instead:
     // `[instances] scheduling = "normal"` turns it off (docs/OPERATIONS.md).

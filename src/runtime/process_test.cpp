@@ -69,9 +69,9 @@ TEST(ChildReaper, WatchNeverRunsAnExitCallbackInsideTheCaller) {
 }
 
 // Instances run under SCHED_BATCH (so a woken instance does not preempt
-// the server's I/O thread); the program inherits it. /proc/PID/stat's 41st
-// field is the policy: 3 is SCHED_BATCH.
-// The scheduling policy a spawned process runs under (field 41 of its stat).
+// the server's I/O thread) unless told otherwise; the program inherits it.
+// Returns the policy the spawned program runs under: /proc/PID/stat's 41st
+// field, 3 for SCHED_BATCH, 0 for SCHED_OTHER (-1 if it could not be read).
 int policy_of_spawned(bool batch_scheduling) {
   SpawnSpec spec;
   spec.argv = {"/bin/sh", "-c", "set -- $(cat /proc/$$/stat); shift 40; exit $1"};
