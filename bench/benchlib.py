@@ -1,5 +1,6 @@
 """Small helpers the benchmark scripts share (standard library only)."""
 import socket
+import subprocess
 import time
 import urllib.request
 
@@ -23,3 +24,20 @@ def wait_http(url, timeout=30):
         except Exception:
             time.sleep(0.05)
     return False
+
+
+class LoopbackServer:
+    """A baseline server process on a free loopback port, started by
+    `argv_for(port)` and ready once GET / answers; its output is discarded."""
+
+    def __init__(self, name, argv_for):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(argv_for(self.port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_http(self.url + "/"):
+            self.proc.kill()
+            raise SystemExit(f"{name} did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)

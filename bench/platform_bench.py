@@ -29,7 +29,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import free_port, wait_http  # noqa: E402
+from benchlib import LoopbackServer, free_port, wait_http  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -116,30 +116,24 @@ http {{ access_log off; client_body_temp_path {self.dir}; proxy_temp_path {self.
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class NodeHttp:
+def node_http():
     """bench/node_http_hello.js: a plain Node http server, the issue's other baseline."""
+    return LoopbackServer("the node http baseline",
+                          lambda port: ["node", os.path.join(ROOT, "bench", "node_http_hello.js"), str(port)])
 
-    def __init__(self):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(["node", os.path.join(ROOT, "bench", "node_http_hello.js"), str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not wait_http(self.url + "/"):
-            raise SystemExit("the node http baseline did not start")
 
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
+def wrk_cmd(url, conns, seconds, threads=None, headers=()):
+    """wrk POSTing bench/post.lua's event to `url`, reporting latency percentiles."""
+    cmd = ["wrk", "-t", str(threads or min(conns, 2)), "-c", str(conns), "-d", f"{seconds}s", "--latency", "-s",
+           os.path.join(ROOT, "bench", "post.lua")]
+    for h in headers:
+        cmd += ["-H", h]
+    return cmd + [url]
 
 
 def wrk(url, conns, seconds, threads=None, headers=(), with_errors=False):
     """(req/s, {percentile: µs}), plus the count of non-2xx answers if `with_errors`."""
-    threads = threads or min(conns, 2)
-    cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--latency", "-s",
-           os.path.join(ROOT, "bench", "post.lua")]
-    for h in headers:
-        cmd += ["-H", h]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True).stdout
+    out = subprocess.run(wrk_cmd(url, conns, seconds, threads, headers), capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {}
     for pct, val, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
@@ -160,18 +154,18 @@ def emit(name, value, unit):
 def bench_throughput(a, ngx, rounds, seconds):
     for fn in ("hello-cpp", "hello-node", "hello-python"):
         post(f"{a.url}/fn/{fn}")  # warm
-    node_http = NodeHttp()
+    plain_node = node_http()
     relay = Nginx(upstream=ngx)
     res = {"nginx": [], "nginx-relay": [], "node-http": [], "hello-cpp": [], "hello-node": []}
     try:
         for _ in range(rounds):
             res["nginx"].append(wrk(ngx.url + "/", 16, seconds)[0])
             res["nginx-relay"].append(wrk(relay.url + "/", 16, seconds)[0])
-            res["node-http"].append(wrk(node_http.url + "/", 16, seconds)[0])
+            res["node-http"].append(wrk(plain_node.url + "/", 16, seconds)[0])
             res["hello-cpp"].append(wrk(a.url + "/fn/hello-cpp", 16, seconds)[0])
             res["hello-node"].append(wrk(a.url + "/fn/hello-node", 16, seconds)[0])
     finally:
-        node_http.stop()
+        plain_node.stop()
         relay.stop()
     med = {k: statistics.median(v) for k, v in res.items()}
     emit("throughput.nginx_rps", med["nginx"], "req/s")

@@ -32,15 +32,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import free_port, wait_http  # noqa: E402
-from platform_bench import ROOT, Aifn, Nginx, emit, post  # noqa: E402
+from benchlib import LoopbackServer  # noqa: E402
+from platform_bench import ROOT, Aifn, Nginx, emit, post, wrk_cmd  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def wrk_cmd(url, threads, conns, seconds):
-    return ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "-s",
-            os.path.join(ROOT, "bench", "post.lua"), url]
 
 
 def requests_made(out):
@@ -113,7 +108,7 @@ def cpu_run(url, pids, seconds):
     m0, s0 = machine_ticks(), snapshot(pids)
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    out = subprocess.run(wrk_cmd(url, 2, 16, seconds), capture_output=True, text=True).stdout
+    out = subprocess.run(wrk_cmd(url, 16, seconds), capture_output=True, text=True).stdout
     wall = time.monotonic() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     m1, s1 = machine_ticks(), snapshot(pids)
@@ -138,22 +133,12 @@ def cpu_run(url, pids, seconds):
     }
 
 
-class Floor:
+def floor_server(build):
     """bench/runtime_floor.cpp serving the exec hello's binary through 10
     instances (aifn's default max_instances, all of which c=16 keeps busy)."""
-
-    def __init__(self, build):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([os.path.join(build, "aifn-bench-floor"), str(self.port), "10",
-                                      os.path.join(ROOT, "examples", "hello-cpp", "hello")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not wait_http(self.url + "/"):
-            raise SystemExit("aifn-bench-floor did not start")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
+    hello = os.path.join(ROOT, "examples", "hello-cpp", "hello")
+    return LoopbackServer("aifn-bench-floor",
+                          lambda port: [os.path.join(build, "aifn-bench-floor"), str(port), "10", hello])
 
 
 def kernel_costs(build):
@@ -169,7 +154,7 @@ def bench_cpu(build, rounds, seconds):
     a = Aifn(build, os.path.join(ROOT, "examples"))
     ngx = Nginx()
     relay = Nginx(upstream=ngx)
-    floor = Floor(build)
+    floor = floor_server(build)
     targets = {"nginx": (ngx.url + "/", [ngx.proc.pid]),
                "nginx_relay": (relay.url + "/", [relay.proc.pid, ngx.proc.pid]),
                "floor": (floor.url + "/", [floor.proc.pid]),
@@ -207,7 +192,8 @@ def bench_cpu(build, rounds, seconds):
     e = med["exec"]
     emit("ceiling.exec_aifn_busiest_thread_share", e["busiest_us"] * e["rps"] / 1e6, "share of one vCPU")
     emit("ceiling.exec_vs_nginx", e["rps"] / med["nginx"]["rps"], "ratio(target>=0.35)")
-    emit("ceiling.floor_vs_nginx", med["floor"]["rps"] / med["nginx"]["rps"], "ratio(the most any server could reach)")
+    emit("ceiling.floor_vs_nginx", med["floor"]["rps"] / med["nginx"]["rps"],
+         "ratio(a featureless server, same instances)")
     emit("ceiling.exec_vs_floor", e["rps"] / med["floor"]["rps"], "ratio")
     # What one call may cost, every party together, for 0.35x nginx with no idle CPU.
     emit("ceiling.budget_at_target_us_per_call", os.cpu_count() * 1e6 / (0.35 * med["nginx"]["rps"]), "us")
@@ -222,13 +208,13 @@ def bench_shards(build, rounds, seconds):
     res = {"nginx": [], "one": [], "two": []}
     try:
         for _ in range(rounds):
-            out = subprocess.run(wrk_cmd(ngx.url + "/", 2, 16, seconds), capture_output=True, text=True).stdout
+            out = subprocess.run(wrk_cmd(ngx.url + "/", 16, seconds), capture_output=True, text=True).stdout
             res["nginx"].append(requests_made(out) / seconds)
-            out = subprocess.run(wrk_cmd(one.url + "/fn/hello-cpp", 2, 16, seconds), capture_output=True,
+            out = subprocess.run(wrk_cmd(one.url + "/fn/hello-cpp", 16, seconds), capture_output=True,
                                  text=True).stdout
             res["one"].append(requests_made(out) / seconds)
-            procs = [subprocess.Popen(wrk_cmd(a.url + "/fn/hello-cpp", 1, 8, seconds), stdout=subprocess.PIPE,
-                                      text=True) for a in two]
+            procs = [subprocess.Popen(wrk_cmd(a.url + "/fn/hello-cpp", 8, seconds, threads=1),
+                                      stdout=subprocess.PIPE, text=True) for a in two]
             res["two"].append(sum(requests_made(p.communicate()[0]) for p in procs) / seconds)
     finally:
         ngx.stop()
